@@ -1,0 +1,16 @@
+/* cli.h: the `cadre` command's subcommands, one file per group. Each returns
+ * the process exit code: 0 success, 1 failure, 2 usage. */
+#ifndef CLI_CLI_H
+#define CLI_CLI_H
+
+#define CLI_OK 0
+#define CLI_FAIL 1
+#define CLI_USAGE 2
+
+int cli_node(int argc, char **argv);     /* cli/node.c */
+int cli_worker(int argc, char **argv);   /* cli/worker.c */
+int cli_dispatch(int argc, char **argv); /* cli/dispatch.c */
+int cli_status(int argc, char **argv);   /* cli/status.c */
+int cli_keygen(int argc, char **argv);   /* cli/keygen.c */
+
+#endif

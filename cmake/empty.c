@@ -1,0 +1,1 @@
+/* libcadre is built from its module archives; this file only gives CMake a source. */

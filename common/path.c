@@ -1,0 +1,84 @@
+/* path.c: default locations and mkdir -p. */
+#include "common/path.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *
+path_env(const char *name)
+{
+    const char *v = getenv(name);
+
+    return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+void
+cd_data_dir(const char *explicit_dir, char *buf, size_t len)
+{
+    const char *env = path_env("CADRE_DATA");
+    const char *home = path_env("HOME");
+
+    if (explicit_dir != NULL && explicit_dir[0] != '\0')
+        snprintf(buf, len, "%s", explicit_dir);
+    else if (env != NULL)
+        snprintf(buf, len, "%s", env);
+    else
+        snprintf(buf, len, "%s/.local/share/cadre", home ? home : "/tmp");
+}
+
+void
+cd_key_path(const char *explicit_file, const char *data_dir, char *buf,
+            size_t len)
+{
+    const char *env = path_env("CADRE_KEY_FILE");
+    char        dir[4096];
+
+    if (explicit_file != NULL && explicit_file[0] != '\0') {
+        snprintf(buf, len, "%s", explicit_file);
+        return;
+    }
+    if (env != NULL) {
+        snprintf(buf, len, "%s", env);
+        return;
+    }
+    cd_data_dir(data_dir, dir, sizeof(dir));
+    snprintf(buf, len, "%s/%s", dir, CD_KEY_FILE_NAME);
+}
+
+void
+cd_url(const char *explicit_url, char *buf, size_t len)
+{
+    const char *env = path_env("CADRE_URL");
+
+    if (explicit_url != NULL && explicit_url[0] != '\0')
+        snprintf(buf, len, "%s", explicit_url);
+    else if (env != NULL)
+        snprintf(buf, len, "%s", env);
+    else
+        snprintf(buf, len, "%s", CD_DEFAULT_URL);
+}
+
+int
+cd_mkdirs(const char *path, unsigned mode)
+{
+    char   tmp[4096];
+    size_t n = strlen(path);
+
+    if (n == 0 || n >= sizeof(tmp))
+        return EINVAL;
+    memcpy(tmp, path, n + 1);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, mode) != 0 && errno != EEXIST)
+            return errno;
+        *p = '/';
+    }
+    if (mkdir(tmp, mode) != 0 && errno != EEXIST)
+        return errno;
+    return 0;
+}

@@ -1,0 +1,234 @@
+/* cadre.h: the public C API of libcadre: errors, the client (dispatch, wait,
+ * status) and the embeddable worker. Plugin handlers use cadre/task.h.
+ *
+ * Threads: a cadre_client may be used from many threads at once; each call
+ * uses its own nng context. A cadre_worker belongs to the thread that runs it.
+ */
+#ifndef CADRE_CADRE_H
+#define CADRE_CADRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CADRE_VERSION_MAJOR 0
+#define CADRE_VERSION_MINOR 1
+#define CADRE_VERSION_PATCH 0
+#define CADRE_VERSION "0.1.0"
+
+#ifndef CADRE_API
+#define CADRE_API __attribute__((visibility("default")))
+#endif
+
+/* Error codes: one table, defined once (X-macro). CADRE_OK is 0, errors are
+ * positive. */
+#define CADRE_ERRORS(X)                                                        \
+    X(OK, "success")                                                           \
+    X(NOMEM, "out of memory")                                                  \
+    X(INVAL, "invalid argument")                                               \
+    X(IO, "input/output error")                                                \
+    X(NOTFOUND, "not found")                                                   \
+    X(EXISTS, "already exists")                                                \
+    X(BUSY, "resource busy")                                                   \
+    X(FULL, "storage full")                                                    \
+    X(CORRUPT, "corrupt data")                                                 \
+    X(PROTO, "protocol error")                                                 \
+    X(AUTH, "authentication failed")                                           \
+    X(TOOBIG, "message too large")                                             \
+    X(TIMEDOUT, "timed out")                                                   \
+    X(CLOSED, "closed")                                                        \
+    X(CONNREFUSED, "connection refused")                                       \
+    X(STOPPING, "node is stopping")                                            \
+    X(NOHANDLER, "no handler for task")                                        \
+    X(HANDLER, "handler error")                                                \
+    X(USAGE, "usage error")                                                    \
+    X(CONFIG, "configuration error")                                           \
+    X(VERSION, "version mismatch")                                             \
+    X(INTERNAL, "internal error")
+
+#define CADRE_ERR_ENUM_(name, text) CADRE_E##name,
+enum cadre_error { CADRE_ERRORS(CADRE_ERR_ENUM_) CADRE_E_COUNT };
+#undef CADRE_ERR_ENUM_
+#define CADRE_OK CADRE_EOK
+
+/* Returns a static description of code; never NULL. */
+CADRE_API const char *cadre_strerror(int code);
+
+/* ---- client ---------------------------------------------------------- */
+
+typedef struct cadre_client cadre_client;
+
+/* Options of cadre_client_open; zero means defaults. */
+typedef struct cadre_client_opts {
+    const char *url;      /* NULL: $CADRE_URL, else tcp://127.0.0.1:7700 */
+    const char *key_file; /* NULL: $CADRE_KEY_FILE, else <data>/cluster.key */
+    const char *data_dir; /* NULL: $CADRE_DATA, else ~/.local/share/cadre */
+    uint32_t    timeout_ms; /* per request; 0: 10,000 */
+} cadre_client_opts;
+
+/* Opens a client and dials the node (the dial completes in the background).
+ * Returns CADRE_ENOTFOUND if no key file is found, CADRE_EINVAL for a bad URL
+ * or key. On error, if errbuf is not NULL, a message with its context is
+ * written there. The caller owns *out and frees it with cadre_client_close. */
+CADRE_API int cadre_client_open(const cadre_client_opts *opts,
+                                cadre_client **out, char *errbuf,
+                                size_t errbuf_len);
+
+/* Closes the client; NULL is accepted. */
+CADRE_API void cadre_client_close(cadre_client *c);
+
+/* The message of the last failed call made on this thread with this client,
+ * with its context chain ("dispatch: node: payload too large"). Valid until
+ * the next call on the same thread. */
+CADRE_API const char *cadre_client_errmsg(cadre_client *c);
+
+/* Options of one job; zero means defaults. */
+typedef struct cadre_job_opts {
+    const char     *queue;          /* NULL: "default" */
+    uint64_t        delay_ms;       /* not visible to workers before */
+    uint64_t        run_at_ms;      /* Unix ms; overrides delay_ms */
+    uint32_t        tries;          /* 0: 1 attempt (node default) */
+    const uint32_t *backoff_s;      /* seconds; the last value repeats */
+    size_t          backoff_n;
+    uint64_t        retry_until_ms; /* Unix ms; 0: none */
+    uint32_t        max_exceptions;
+    uint64_t        timeout_ms;     /* 0: the worker's default */
+    uint64_t        retry_after_ms; /* 0: the node's default */
+} cadre_job_opts;
+
+/* A job id: 16 bytes, time-ordered (UUIDv7 layout). */
+typedef struct cadre_job_id {
+    uint8_t b[16];
+} cadre_job_id;
+
+/* Formats id as a 36-character uuid plus NUL into buf (>= 37 bytes). */
+CADRE_API void cadre_job_id_format(const cadre_job_id *id, char *buf);
+/* Parses a uuid string. Returns CADRE_EINVAL if it is not one. */
+CADRE_API int cadre_job_id_parse(const char *s, cadre_job_id *id);
+
+/* Dispatches one job: stored durably by the node before this returns.
+ * payload is copied. Returns CADRE_ETOOBIG if the payload is over the limit,
+ * CADRE_ETIMEDOUT if the node did not answer in time (the job may or may not
+ * exist; dispatching again with the same *id is idempotent when id_in_out was
+ * filled by a previous call), CADRE_ESTOPPING if the node is shutting down.
+ * *id receives the job's id. */
+CADRE_API int cadre_dispatch(cadre_client *c, const char *task,
+                             const void *payload, size_t payload_len,
+                             const cadre_job_opts *opts, cadre_job_id *id);
+
+/* One job of a bulk dispatch. */
+typedef struct cadre_job_spec {
+    const char           *task;
+    const void           *payload;
+    size_t                payload_len;
+    const cadre_job_opts *opts; /* NULL: defaults */
+} cadre_job_spec;
+
+/* Dispatches n jobs in one request, stored in one transaction (Laravel's
+ * Queue::bulk). ids[i] receives the id of jobs[i]. Same errors as
+ * cadre_dispatch; on error none of the jobs was acknowledged. */
+CADRE_API int cadre_dispatch_bulk(cadre_client *c, const cadre_job_spec *jobs,
+                                  size_t n, cadre_job_id *ids);
+
+enum cadre_outcome_status {
+    CADRE_PENDING = 0, /* not finished when the wait ended */
+    CADRE_DONE = 1,
+    CADRE_FAILED = 2,
+    CADRE_UNKNOWN = 3, /* no such job, or its outcome has expired */
+};
+
+/* The outcome of a job. Owned by the caller; free with cadre_outcome_fini. */
+typedef struct cadre_outcome {
+    int      status; /* enum cadre_outcome_status */
+    uint32_t attempts;
+    uint8_t *result; /* CADRE_DONE: the handler's result bytes */
+    size_t   result_len;
+    char    *error_type; /* CADRE_FAILED: e.g. "NoHandler", "HandlerError" */
+    char    *error;      /* CADRE_FAILED: the message */
+} cadre_outcome;
+
+CADRE_API void cadre_outcome_fini(cadre_outcome *o);
+
+/* Waits until each of the n jobs is done or failed, or timeout_ms passes.
+ * out[i] receives the outcome of ids[i] (CADRE_PENDING if still running).
+ * Returns CADRE_OK when every outcome is final, CADRE_ETIMEDOUT otherwise
+ * (out is filled in both cases); other errors leave out zeroed. */
+CADRE_API int cadre_wait(cadre_client *c, const cadre_job_id *ids, size_t n,
+                         uint64_t timeout_ms, cadre_outcome *out);
+
+/* Counters of one queue on one node. */
+typedef struct cadre_queue_stats {
+    char     name[128];
+    uint64_t ready, delayed, reserved; /* jobs in each state now */
+    uint64_t done, failed;             /* totals since the store was made */
+    uint64_t oldest_ready_age_ms;      /* wait time of the oldest ready job */
+} cadre_queue_stats;
+
+/* A node's status. Owned by the caller; free with cadre_status_fini. */
+typedef struct cadre_status {
+    char               node_id[64];
+    char               version[16];
+    uint64_t           uptime_ms;
+    uint32_t           workers;      /* connected worker processes */
+    uint32_t           workers_busy; /* of those, running a job now */
+    uint64_t           bad_frames;   /* dropped: unopenable, oversized... */
+    uint64_t           commits;      /* store transactions committed */
+    size_t             queues_n;
+    cadre_queue_stats *queues;
+} cadre_status;
+
+/* Fetches the node's status. Returns CADRE_ETIMEDOUT if it did not answer. */
+CADRE_API int  cadre_status_get(cadre_client *c, cadre_status *out);
+CADRE_API void cadre_status_fini(cadre_status *s);
+
+CADRE_API void cadre_free(void *p);
+
+/* ---- worker ---------------------------------------------------------- */
+
+typedef struct cadre_worker cadre_worker;
+struct cadre_task;
+
+/* Options of cadre_worker_open; zero means defaults. */
+typedef struct cadre_worker_opts {
+    const char  *url;        /* as cadre_client_opts */
+    const char  *key_file;   /* as cadre_client_opts */
+    const char  *data_dir;   /* as cadre_client_opts */
+    const char **queues;     /* served in this order; NULL: {"default"} */
+    size_t       queues_n;
+    uint32_t     prefetch;   /* jobs held at once; 0: 8 */
+    uint32_t     max_jobs;   /* exit after this many; 0: no limit */
+    uint64_t     timeout_ms; /* default handler timeout; 0: none */
+} cadre_worker_opts;
+
+/* A handler: returns CADRE_OK on success (after cadre_task_result, if it has
+ * a result), or the value of cadre_task_error / cadre_task_fail /
+ * cadre_task_release. See cadre/task.h. */
+typedef int (*cadre_handler_fn)(struct cadre_task *t, void *arg);
+
+CADRE_API int  cadre_worker_open(const cadre_worker_opts *opts,
+                                 cadre_worker **out, char *errbuf,
+                                 size_t errbuf_len);
+/* Registers fn for task name. Returns CADRE_EEXISTS if name is taken. */
+CADRE_API int  cadre_worker_handle(cadre_worker *w, const char *name,
+                                   cadre_handler_fn fn, void *arg);
+/* Loads a plugin (.so exporting cadre_plugin_init) and registers its tasks.
+ * Returns CADRE_EVERSION if its ABI version differs. */
+CADRE_API int  cadre_worker_load_plugin(cadre_worker *w, const char *path,
+                                        char *errbuf, size_t errbuf_len);
+/* Registers an exec handler: cmd runs once per job through /bin/sh -c. */
+CADRE_API int  cadre_worker_exec(cadre_worker *w, const char *name,
+                                 const char *cmd);
+/* Fetches and runs jobs until cadre_worker_stop or max_jobs. Returns CADRE_OK
+ * after a clean stop. */
+CADRE_API int  cadre_worker_run(cadre_worker *w);
+/* Asks run to return after the current job (async-signal-safe). */
+CADRE_API void cadre_worker_stop(cadre_worker *w);
+CADRE_API void cadre_worker_close(cadre_worker *w);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CADRE_CADRE_H */

@@ -1,0 +1,52 @@
+/* task.h: the plugin ABI. A plugin is a shared object that exports
+ *
+ *     const unsigned cadre_plugin_abi = CADRE_TASK_ABI_VERSION;
+ *     int cadre_plugin_init(cadre_registry *reg);
+ *
+ * and registers its handlers with cadre_registry_add. Handlers run on the
+ * worker's thread, one job at a time; they receive a cadre_task context that
+ * is valid only during the call.
+ */
+#ifndef CADRE_TASK_H
+#define CADRE_TASK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cadre/cadre.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CADRE_TASK_ABI_VERSION 1
+
+typedef struct cadre_registry cadre_registry;
+typedef struct cadre_task     cadre_task;
+
+/* Registers fn under name. Returns CADRE_EEXISTS if name is taken. name is
+ * copied; arg is borrowed for the worker's lifetime. */
+CADRE_API int cadre_registry_add(cadre_registry *reg, const char *name,
+                                 cadre_handler_fn fn, void *arg);
+
+/* The job being run. Pointers are valid until the handler returns. */
+CADRE_API const void *cadre_task_payload(const cadre_task *t, size_t *len);
+CADRE_API const char *cadre_task_name(const cadre_task *t);
+CADRE_API const char *cadre_task_queue(const cadre_task *t);
+CADRE_API const char *cadre_task_id(const cadre_task *t); /* uuid text */
+CADRE_API uint32_t    cadre_task_attempt(const cadre_task *t); /* from 1 */
+
+/* Sets the result (copied). Returns CADRE_ENOMEM or CADRE_ETOOBIG. */
+CADRE_API int cadre_task_result(cadre_task *t, const void *data, size_t len);
+
+/* Marks the attempt failed with an error type and message; the job is
+ * retried if its tries allow. Returns CADRE_EHANDLER for the handler to
+ * return. */
+CADRE_API int cadre_task_error(cadre_task *t, const char *type,
+                               const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CADRE_TASK_H */

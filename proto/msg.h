@@ -1,0 +1,165 @@
+/* msg.h: the api messages as plain C structs, so that no module above proto/
+ * sees protobuf-c. Decoded messages borrow their strings and bytes from the
+ * decoder's allocation and stay valid until msg_free. Messages built for
+ * encoding borrow from the caller; encoding copies them into the frame. */
+#ifndef PROTO_MSG_H
+#define PROTO_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cadre/cadre.h"
+
+typedef struct msg_bytes {
+    const uint8_t *data;
+    size_t         len;
+} msg_bytes;
+
+struct msg_job_opts {
+    const char     *queue; /* NULL or "" means "default" */
+    uint64_t        delay_ms;
+    uint64_t        run_at_ms;
+    uint32_t        tries;
+    const uint32_t *backoff_s;
+    size_t          backoff_n;
+    uint64_t        retry_until_ms;
+    uint32_t        max_exceptions;
+    uint64_t        timeout_ms;
+    uint64_t        retry_after_ms;
+};
+
+struct msg_new_job {
+    cadre_job_id        id;
+    const char         *task;
+    msg_bytes           payload;
+    struct msg_job_opts opts;
+};
+
+struct msg_dispatch {
+    struct msg_new_job *jobs;
+    size_t              jobs_n;
+};
+
+struct msg_dispatch_reply {
+    cadre_job_id *ids;
+    uint8_t      *duplicate; /* ids_n flags, may be NULL when none */
+    size_t        ids_n;
+};
+
+struct msg_job {
+    cadre_job_id id;
+    const char  *task;
+    msg_bytes    payload;
+    const char  *queue;
+    uint32_t     attempt;
+    uint64_t     timeout_ms;
+    uint64_t     lease;
+};
+
+enum msg_outcome_kind {
+    MSG_OUTCOME_NONE = 0,
+    MSG_OUTCOME_DONE = 1,
+    MSG_OUTCOME_ERROR = 2,
+    MSG_OUTCOME_RELEASE = 3,
+    MSG_OUTCOME_FAIL = 4,
+    MSG_OUTCOME_RETURN = 5,
+};
+
+struct msg_outcome {
+    cadre_job_id id;
+    int          kind; /* enum msg_outcome_kind */
+    msg_bytes    result;
+    const char  *error_type;
+    const char  *error;
+    uint64_t     release_delay_ms;
+    uint64_t     lease;
+};
+
+struct msg_fetch {
+    const char        **queues;
+    size_t              queues_n;
+    uint32_t            max;
+    uint32_t            wait_ms;
+    struct msg_outcome *outcomes;
+    size_t              outcomes_n;
+    uint64_t            worker_id;
+    int                 stopping;
+};
+
+struct msg_jobs {
+    struct msg_job *jobs;
+    size_t          jobs_n;
+};
+
+struct msg_wait {
+    cadre_job_id *ids;
+    size_t        ids_n;
+    uint32_t      timeout_ms;
+};
+
+struct msg_job_result {
+    cadre_job_id id;
+    int          status; /* enum cadre_outcome_status */
+    uint32_t     attempts;
+    msg_bytes    result;
+    const char  *error_type;
+    const char  *error;
+};
+
+struct msg_wait_reply {
+    struct msg_job_result *results;
+    size_t                 results_n;
+};
+
+struct msg_error {
+    int         code; /* enum cadre_error */
+    const char *message;
+};
+
+enum msg_kind {
+    MSG_NONE = 0,
+    MSG_DISPATCH,
+    MSG_DISPATCH_REPLY,
+    MSG_FETCH,
+    MSG_JOBS,
+    MSG_WAIT,
+    MSG_WAIT_REPLY,
+    MSG_STATUS_REQUEST,
+    MSG_STATUS,
+    MSG_ERROR,
+};
+
+/* One Envelope. For MSG_STATUS, status.queues (and status itself) follow the
+ * public cadre_status layout. */
+struct msg {
+    uint64_t      request_id;
+    enum msg_kind kind;
+    union {
+        struct msg_dispatch       dispatch;
+        struct msg_dispatch_reply dispatch_reply;
+        struct msg_fetch          fetch;
+        struct msg_jobs           jobs;
+        struct msg_wait           wait;
+        struct msg_wait_reply     wait_reply;
+        cadre_status              status;
+        struct msg_error          error;
+    } u;
+    void *owner_; /* decoder's allocation; private */
+};
+
+/* Packs m as a protobuf Envelope into buf (cap bytes); *len receives the size.
+ * Returns CADRE_ETOOBIG if cap is too small, CADRE_EINVAL for an invalid
+ * message (e.g. a kind out of range). */
+int    msg_pack(const struct msg *m, uint8_t *buf, size_t cap, size_t *len);
+/* The packed size of m, or 0 if m is invalid. Allocates nothing. */
+size_t msg_packed_size(const struct msg *m);
+/* Unpacks an Envelope. Returns CADRE_EPROTO for bytes that are not a valid
+ * Envelope (including ids that are not 16 bytes), CADRE_ENOMEM. On success the
+ * caller owns *m's contents and releases them with msg_free. */
+int    msg_unpack(const uint8_t *buf, size_t len, struct msg *m);
+/* Releases what msg_unpack allocated; accepts a zeroed or NULL msg. */
+void   msg_free(struct msg *m);
+
+const char *msg_kind_name(enum msg_kind kind);
+
+#endif
