@@ -1,6 +1,9 @@
 # cadre_module(NAME deps...): a static library from NAME/*.c with PUBLIC deps.
 function(cadre_module name)
   file(GLOB srcs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/${name}/*.c)
+  if(NOT srcs)
+    set(srcs ${PROJECT_SOURCE_DIR}/cmake/empty.c) # a module not written yet
+  endif()
   add_library(cd_${name} STATIC ${srcs})
   if(ARGN)
     target_link_libraries(cd_${name} PUBLIC ${ARGN})
