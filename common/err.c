@@ -35,7 +35,7 @@ int
 cd_err_wrap(cd_err *err, const char *fmt, ...)
 {
     char    prefix[CD_ERR_MSG_MAX];
-    char    joined[CD_ERR_MSG_MAX];
+    char    joined[2 * CD_ERR_MSG_MAX + 4]; /* truncated when copied back */
     va_list ap;
 
     if (err == NULL)
@@ -48,7 +48,8 @@ cd_err_wrap(cd_err *err, const char *fmt, ...)
                  cadre_strerror(err->code));
     else
         snprintf(joined, sizeof(joined), "%s: %s", prefix, err->msg);
-    memcpy(err->msg, joined, sizeof(err->msg));
+    memcpy(err->msg, joined, sizeof(err->msg) - 1);
+    err->msg[sizeof(err->msg) - 1] = '\0';
     return err->code;
 }
 

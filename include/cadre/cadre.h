@@ -85,6 +85,11 @@ CADRE_API void cadre_client_close(cadre_client *c);
  * the next call on the same thread. */
 CADRE_API const char *cadre_client_errmsg(cadre_client *c);
 
+/* A job id: 16 bytes, time-ordered (UUIDv7 layout). */
+typedef struct cadre_job_id {
+    uint8_t b[16];
+} cadre_job_id;
+
 /* Options of one job; zero means defaults. */
 typedef struct cadre_job_opts {
     const char     *queue;          /* NULL: "default" */
@@ -97,12 +102,10 @@ typedef struct cadre_job_opts {
     uint32_t        max_exceptions;
     uint64_t        timeout_ms;     /* 0: the worker's default */
     uint64_t        retry_after_ms; /* 0: the node's default */
+    /* NULL: a new id. Else the id of an earlier dispatch whose reply was
+     * lost (CADRE_ETIMEDOUT): dispatching it again stores nothing twice. */
+    const cadre_job_id *id;
 } cadre_job_opts;
-
-/* A job id: 16 bytes, time-ordered (UUIDv7 layout). */
-typedef struct cadre_job_id {
-    uint8_t b[16];
-} cadre_job_id;
 
 /* Formats id as a 36-character uuid plus NUL into buf (>= 37 bytes). */
 CADRE_API void cadre_job_id_format(const cadre_job_id *id, char *buf);
@@ -112,9 +115,9 @@ CADRE_API int cadre_job_id_parse(const char *s, cadre_job_id *id);
 /* Dispatches one job: stored durably by the node before this returns.
  * payload is copied. Returns CADRE_ETOOBIG if the payload is over the limit,
  * CADRE_ETIMEDOUT if the node did not answer in time (the job may or may not
- * exist; dispatching again with the same *id is idempotent when id_in_out was
- * filled by a previous call), CADRE_ESTOPPING if the node is shutting down.
- * *id receives the job's id. */
+ * exist: dispatch again with opts->id = the id of that attempt), CADRE_EINVAL
+ * for a job the node refuses (cadre_client_errmsg says why), CADRE_ESTOPPING
+ * if the node is shutting down. *id receives the job's id. */
 CADRE_API int cadre_dispatch(cadre_client *c, const char *task,
                              const void *payload, size_t payload_len,
                              const cadre_job_opts *opts, cadre_job_id *id);

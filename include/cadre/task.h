@@ -46,6 +46,22 @@ CADRE_API int cadre_task_error(cadre_task *t, const char *type,
                                const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Fails the job now, whatever its tries allow (Laravel's $this->fail()); the
+ * error type is "Failed". Returns CADRE_EHANDLER for the handler to return. */
+CADRE_API int cadre_task_fail(cadre_task *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Puts the job back on its queue, visible again after delay_ms; counts as an
+ * attempt (Laravel's $this->release($delay)). Returns CADRE_EHANDLER for the
+ * handler to return. */
+CADRE_API int cadre_task_release(cadre_task *t, uint64_t delay_ms);
+
+/* The outcome of an attempt is the last of cadre_task_error, cadre_task_fail
+ * and cadre_task_release the handler called, whatever it returns. If it
+ * called none of them, CADRE_OK means success (with the result set by
+ * cadre_task_result, if any) and any other value an error of type
+ * "HandlerError" whose message is cadre_strerror() of the value. */
+
 #ifdef __cplusplus
 }
 #endif

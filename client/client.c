@@ -1,0 +1,457 @@
+/* client.c: libcadre's client. One nng req0 socket per client; each call
+ * opens its own context, so many threads can call at once. Every frame is
+ * sealed with the client key; replies must open with it and echo the
+ * request id. No printing: errors go to the caller with their context. */
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cadre/cadre.h"
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/err.h"
+#include "common/id.h"
+#include "common/path.h"
+#include "crypto/keys.h"
+#include "proto/wire.h"
+
+#define CLIENT_TIMEOUT_DEFAULT_MS 10000
+#define CLIENT_WAIT_SLACK_MS 5000
+
+struct cadre_client {
+    nng_socket          sock;
+    nng_dialer          dialer;
+    char                url[512];
+    struct wire_sender  sender;
+    struct wire_keyring ring;
+    uint32_t            timeout_ms;
+    size_t              max_frame;
+    atomic_uint_fast64_t next_request;
+};
+
+static _Thread_local char client_errmsg[CD_ERR_MSG_MAX];
+
+static int
+client_fail(cd_err *err)
+{
+    snprintf(client_errmsg, sizeof(client_errmsg), "%s",
+             err->msg[0] ? err->msg : cadre_strerror(err->code));
+    return err->code;
+}
+
+const char *
+cadre_client_errmsg(cadre_client *c)
+{
+    (void)c;
+    return client_errmsg;
+}
+
+void
+cadre_free(void *p)
+{
+    cd_free(p);
+}
+
+static int
+client_nng_code(int rv)
+{
+    switch (rv) {
+    case NNG_ETIMEDOUT:
+        return CADRE_ETIMEDOUT;
+    case NNG_ECONNREFUSED:
+        return CADRE_ECONNREFUSED;
+    case NNG_ECLOSED:
+        return CADRE_ECLOSED;
+    case NNG_ENOMEM:
+        return CADRE_ENOMEM;
+    case NNG_EMSGSIZE:
+        return CADRE_ETOOBIG;
+    case NNG_EADDRINVAL:
+        return CADRE_EINVAL;
+    default:
+        return CADRE_EIO;
+    }
+}
+
+static int
+client_dial(cadre_client *c, cd_err *err)
+{
+    int rv;
+
+    if ((rv = nng_req0_open(&c->sock)) != 0)
+        return cd_err_set(err, CADRE_EIO, "nng_req0_open: %s",
+                          nng_strerror(rv));
+    /* A resent request would be a second delivery; dispatch is idempotent
+     * by job id, but fetches and waits need not be resent on a timer. */
+    nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME, NNG_DURATION_INFINITE);
+    nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, c->max_frame);
+    nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 50);
+    nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 1000);
+    rv = nng_dial(c->sock, c->url, &c->dialer, NNG_FLAG_NONBLOCK);
+    if (rv != 0)
+        return cd_err_set(err, client_nng_code(rv), "dial %s: %s", c->url,
+                          nng_strerror(rv));
+    return CADRE_OK;
+}
+
+int
+cadre_client_open(const cadre_client_opts *opts, cadre_client **out,
+                  char *errbuf, size_t errbuf_len)
+{
+    static const cadre_client_opts defaults;
+    cadre_client                  *c;
+    char                           path[4096];
+    keys_key                       key;
+    cd_err                         err = {0};
+    int                            rc;
+
+    if (opts == NULL)
+        opts = &defaults;
+    if (keys_init() != CADRE_OK) {
+        cd_err_set(&err, CADRE_EINTERNAL, "libsodium failed to start");
+        goto fail;
+    }
+    cd_key_path(opts->key_file, opts->data_dir, path, sizeof(path));
+    rc = keys_load_for(path, KEYS_ROLE_CLIENT, &key, &err);
+    if (rc != CADRE_OK) {
+        cd_err_wrap(&err, "client key");
+        goto fail;
+    }
+    c = cd_calloc(1, sizeof(*c));
+    if (c == NULL) {
+        cd_err_set(&err, CADRE_ENOMEM, "out of memory");
+        goto fail;
+    }
+    cd_url(opts->url, c->url, sizeof(c->url));
+    c->timeout_ms = opts->timeout_ms ? opts->timeout_ms
+                                     : CLIENT_TIMEOUT_DEFAULT_MS;
+    c->max_frame = WIRE_MAX_DEFAULT;
+    wire_sender_init(&c->sender, KEYS_ROLE_CLIENT, &key, 0);
+    c->ring.has[KEYS_ROLE_CLIENT] = 1;
+    c->ring.key[KEYS_ROLE_CLIENT] = key;
+    keys_wipe(&key);
+    atomic_init(&c->next_request, 1);
+    if (client_dial(c, &err) != CADRE_OK) {
+        cadre_client_close(c);
+        goto fail;
+    }
+    *out = c;
+    return CADRE_OK;
+fail:
+    cd_err_copy(&err, errbuf, errbuf_len);
+    client_fail(&err);
+    return err.code;
+}
+
+void
+cadre_client_close(cadre_client *c)
+{
+    if (c == NULL)
+        return;
+    nng_close(c->sock);
+    keys_wipe(&c->ring.key[KEYS_ROLE_CLIENT]);
+    keys_wipe(&c->sender.key);
+    cd_free(c);
+}
+
+/* Seals req into a new nng message. */
+static int
+client_seal(cadre_client *c, const struct msg *req, nng_msg **out, cd_err *err)
+{
+    size_t   size = wire_frame_size(req);
+    size_t   len = 0;
+    nng_msg *m;
+    int      rc;
+
+    if (size == 0)
+        return cd_err_set(err, CADRE_EINVAL, "invalid request");
+    if (size > c->max_frame)
+        return cd_err_set(err, CADRE_ETOOBIG,
+                          "request of %zu bytes is over the frame limit of "
+                          "%zu bytes",
+                          size, c->max_frame);
+    if (nng_msg_alloc(&m, size) != 0)
+        return cd_err_set(err, CADRE_ENOMEM, "out of memory");
+    rc = wire_seal(&c->sender, req, nng_msg_body(m), size, c->max_frame,
+                   &len);
+    if (rc != CADRE_OK) {
+        nng_msg_free(m);
+        return cd_err_set(err, rc, "seal request: %s", cadre_strerror(rc));
+    }
+    nng_msg_chop(m, size - len);
+    *out = m;
+    return CADRE_OK;
+}
+
+/* Sends m and receives the reply within timeout_ms on a fresh context. */
+static int
+client_roundtrip(cadre_client *c, nng_msg *m, uint32_t timeout_ms,
+                 nng_msg **reply, cd_err *err)
+{
+    nng_ctx  ctx;
+    nng_aio *aio = NULL;
+    int      rv;
+
+    if ((rv = nng_ctx_open(&ctx, c->sock)) != 0) {
+        nng_msg_free(m);
+        return cd_err_set(err, client_nng_code(rv), "nng_ctx_open: %s",
+                          nng_strerror(rv));
+    }
+    if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
+        nng_msg_free(m);
+        nng_ctx_close(ctx);
+        return cd_err_set(err, CADRE_ENOMEM, "out of memory");
+    }
+    nng_aio_set_timeout(aio, (nng_duration)timeout_ms);
+    nng_aio_set_msg(aio, m);
+    nng_ctx_send(ctx, aio);
+    nng_aio_wait(aio);
+    if ((rv = nng_aio_result(aio)) != 0) {
+        nng_msg_free(nng_aio_get_msg(aio));
+        goto out;
+    }
+    nng_ctx_recv(ctx, aio);
+    nng_aio_wait(aio);
+    if ((rv = nng_aio_result(aio)) == 0)
+        *reply = nng_aio_get_msg(aio);
+out:
+    nng_aio_free(aio);
+    nng_ctx_close(ctx);
+    if (rv == NNG_ETIMEDOUT)
+        return cd_err_set(err, CADRE_ETIMEDOUT,
+                          "node at %s did not answer within %u ms", c->url,
+                          timeout_ms);
+    if (rv != 0)
+        return cd_err_set(err, client_nng_code(rv), "node at %s: %s", c->url,
+                          nng_strerror(rv));
+    return CADRE_OK;
+}
+
+/* One request and its reply. On success the caller frees *rep with msg_free.
+ * A MSG_ERROR reply becomes its code with "node: <message>". */
+static int
+client_call(cadre_client *c, struct msg *req, uint32_t timeout_ms,
+            struct msg *rep, cd_err *err)
+{
+    nng_msg *m = NULL, *r = NULL;
+    int      rc;
+
+    memset(rep, 0, sizeof(*rep));
+    req->request_id = atomic_fetch_add(&c->next_request, 1);
+    if ((rc = client_seal(c, req, &m, err)) != CADRE_OK)
+        return rc;
+    if ((rc = client_roundtrip(c, m, timeout_ms, &r, err)) != CADRE_OK)
+        return rc;
+    rc = wire_open(&c->ring, nng_msg_body(r), nng_msg_len(r), c->max_frame,
+                   NULL, rep, err);
+    nng_msg_free(r);
+    if (rc != CADRE_OK)
+        return cd_err_wrap(err, "reply from %s", c->url);
+    if (rep->request_id != req->request_id) {
+        msg_free(rep);
+        return cd_err_set(err, CADRE_EPROTO, "reply for another request");
+    }
+    if (rep->kind == MSG_ERROR) {
+        rc = rep->u.error.code > 0 && rep->u.error.code < CADRE_E_COUNT
+                 ? rep->u.error.code
+                 : CADRE_EPROTO;
+        cd_err_set(err, rc, "node: %s",
+                   rep->u.error.message ? rep->u.error.message : "");
+        msg_free(rep);
+        return rc;
+    }
+    return CADRE_OK;
+}
+
+static void
+client_opts_view(const cadre_job_opts *o, struct msg_job_opts *v)
+{
+    memset(v, 0, sizeof(*v));
+    if (o == NULL)
+        return;
+    v->queue = o->queue;
+    v->delay_ms = o->delay_ms;
+    v->run_at_ms = o->run_at_ms;
+    v->tries = o->tries;
+    v->backoff_s = o->backoff_s;
+    v->backoff_n = o->backoff_n;
+    v->retry_until_ms = o->retry_until_ms;
+    v->max_exceptions = o->max_exceptions;
+    v->timeout_ms = o->timeout_ms;
+    v->retry_after_ms = o->retry_after_ms;
+}
+
+int
+cadre_dispatch_bulk(cadre_client *c, const cadre_job_spec *jobs, size_t n,
+                    cadre_job_id *ids)
+{
+    struct msg          req = {.kind = MSG_DISPATCH}, rep;
+    struct msg_new_job *nj;
+    cd_err              err = {0};
+    uint64_t            now = cd_now_ms();
+    int                 rc;
+
+    if (c == NULL || jobs == NULL || n == 0 || ids == NULL) {
+        cd_err_set(&err, CADRE_EINVAL, "dispatch: no jobs");
+        return client_fail(&err);
+    }
+    nj = cd_calloc(n, sizeof(*nj));
+    if (nj == NULL) {
+        cd_err_set(&err, CADRE_ENOMEM, "dispatch: out of memory");
+        return client_fail(&err);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const cadre_job_opts *o = jobs[i].opts;
+
+        if (o != NULL && o->id != NULL)
+            nj[i].id = *o->id; /* an idempotent retry of an earlier call */
+        else
+            cd_id_new(&nj[i].id, now);
+        nj[i].task = jobs[i].task;
+        nj[i].payload = (msg_bytes){jobs[i].payload, jobs[i].payload_len};
+        client_opts_view(o, &nj[i].opts);
+    }
+    req.u.dispatch.jobs = nj;
+    req.u.dispatch.jobs_n = n;
+    rc = client_call(c, &req, c->timeout_ms, &rep, &err);
+    if (rc == CADRE_OK && (rep.kind != MSG_DISPATCH_REPLY ||
+                           rep.u.dispatch_reply.ids_n != n)) {
+        rc = cd_err_set(&err, CADRE_EPROTO, "unexpected dispatch reply");
+    }
+    if (rc == CADRE_OK)
+        for (size_t i = 0; i < n; i++)
+            ids[i] = nj[i].id;
+    if (rep.kind != MSG_NONE)
+        msg_free(&rep);
+    cd_free(nj);
+    if (rc != CADRE_OK) {
+        cd_err_wrap(&err, "dispatch");
+        return client_fail(&err);
+    }
+    return CADRE_OK;
+}
+
+int
+cadre_dispatch(cadre_client *c, const char *task, const void *payload,
+               size_t payload_len, const cadre_job_opts *opts,
+               cadre_job_id *id)
+{
+    cadre_job_spec spec = {task, payload, payload_len, opts};
+
+    return cadre_dispatch_bulk(c, &spec, 1, id);
+}
+
+void
+cadre_outcome_fini(cadre_outcome *o)
+{
+    if (o == NULL)
+        return;
+    cd_free(o->result);
+    cd_free(o->error_type);
+    cd_free(o->error);
+    memset(o, 0, sizeof(*o));
+}
+
+static int
+client_copy_outcome(const struct msg_job_result *r, cadre_outcome *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->status = r->status;
+    o->attempts = r->attempts;
+    if (r->result.len > 0) {
+        o->result = cd_memdup(r->result.data, r->result.len);
+        o->result_len = r->result.len;
+    }
+    o->error_type = cd_strdup(r->error_type);
+    o->error = cd_strdup(r->error);
+    if ((r->result.len && !o->result) || (r->error_type && !o->error_type) ||
+        (r->error && !o->error)) {
+        cadre_outcome_fini(o);
+        return CADRE_ENOMEM;
+    }
+    return CADRE_OK;
+}
+
+int
+cadre_wait(cadre_client *c, const cadre_job_id *ids, size_t n,
+           uint64_t timeout_ms, cadre_outcome *out)
+{
+    struct msg req = {.kind = MSG_WAIT}, rep;
+    cd_err     err = {0};
+    int        rc, final = 1;
+
+    memset(out, 0, n * sizeof(*out));
+    if (timeout_ms > UINT32_MAX - CLIENT_WAIT_SLACK_MS)
+        timeout_ms = UINT32_MAX - CLIENT_WAIT_SLACK_MS;
+    req.u.wait.ids = (cadre_job_id *)ids;
+    req.u.wait.ids_n = n;
+    req.u.wait.timeout_ms = (uint32_t)timeout_ms;
+    rc = client_call(c, &req, (uint32_t)timeout_ms + CLIENT_WAIT_SLACK_MS,
+                     &rep, &err);
+    if (rc == CADRE_OK && (rep.kind != MSG_WAIT_REPLY ||
+                           rep.u.wait_reply.results_n != n)) {
+        msg_free(&rep);
+        rc = cd_err_set(&err, CADRE_EPROTO, "unexpected wait reply");
+    }
+    if (rc != CADRE_OK) {
+        cd_err_wrap(&err, "wait");
+        return client_fail(&err);
+    }
+    for (size_t i = 0; i < n && rc == CADRE_OK; i++) {
+        rc = client_copy_outcome(&rep.u.wait_reply.results[i], &out[i]);
+        final &= out[i].status != CADRE_PENDING;
+    }
+    msg_free(&rep);
+    if (rc != CADRE_OK) {
+        for (size_t i = 0; i < n; i++)
+            cadre_outcome_fini(&out[i]);
+        cd_err_set(&err, rc, "wait: out of memory");
+        return client_fail(&err);
+    }
+    if (!final) {
+        cd_err_set(&err, CADRE_ETIMEDOUT, "wait: jobs still pending after %llu ms",
+                   (unsigned long long)timeout_ms);
+        return client_fail(&err);
+    }
+    return CADRE_OK;
+}
+
+void
+cadre_status_fini(cadre_status *s)
+{
+    if (s == NULL)
+        return;
+    cd_free(s->queues);
+    memset(s, 0, sizeof(*s));
+}
+
+int
+cadre_status_get(cadre_client *c, cadre_status *out)
+{
+    struct msg req = {.kind = MSG_STATUS_REQUEST}, rep;
+    cd_err     err = {0};
+    int        rc;
+
+    memset(out, 0, sizeof(*out));
+    rc = client_call(c, &req, c->timeout_ms, &rep, &err);
+    if (rc == CADRE_OK && rep.kind != MSG_STATUS) {
+        msg_free(&rep);
+        rc = cd_err_set(&err, CADRE_EPROTO, "unexpected status reply");
+    }
+    if (rc != CADRE_OK) {
+        cd_err_wrap(&err, "status");
+        return client_fail(&err);
+    }
+    *out = rep.u.status;
+    if (out->queues_n > 0) {
+        out->queues = cd_memdup(rep.u.status.queues,
+                                out->queues_n * sizeof(*out->queues));
+        if (out->queues == NULL)
+            out->queues_n = 0;
+    }
+    msg_free(&rep);
+    return CADRE_OK;
+}

@@ -1,0 +1,257 @@
+/* api.c: rep0 contexts on nng threads, handed to the libuv loop.
+ *
+ * Each api_req cycles RECV -> HELD (the loop owns it) -> SEND -> RECV. The
+ * pool grows when few contexts are left receiving, so parked long-polls and
+ * waits cannot starve new requests. */
+#include "node/api.h"
+
+#include <arpa/inet.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/log.h"
+
+#define API_INITIAL 64
+#define API_IDLE_MIN 16
+#define API_GROW 32
+#define API_MAX 16384
+
+enum api_state { API_RECV = 1, API_HELD = 2, API_SEND = 3, API_DEAD = 4 };
+
+struct api {
+    nng_socket       sock;
+    nng_listener     listener;
+    uv_async_t       async;
+    api_ready_cb     cb;
+    void            *cb_arg;
+    pthread_mutex_t  mu;
+    struct api_req  *head, *tail; /* inbound, under mu */
+    struct api_req **all;
+    size_t           all_n, all_cap;
+    atomic_size_t    receiving;
+    atomic_int       closing;
+};
+
+static void api_aio_cb(void *arg);
+
+static void
+api_push(struct api *a, struct api_req *r)
+{
+    pthread_mutex_lock(&a->mu);
+    r->next = NULL;
+    if (a->tail != NULL)
+        a->tail->next = r;
+    else
+        a->head = r;
+    a->tail = r;
+    pthread_mutex_unlock(&a->mu);
+    uv_async_send(&a->async);
+}
+
+static void
+api_arm(struct api_req *r)
+{
+    r->state = API_RECV;
+    atomic_fetch_add(&r->api->receiving, 1);
+    nng_ctx_recv(r->ctx, r->aio);
+}
+
+/* nng thread. */
+static void
+api_aio_cb(void *arg)
+{
+    struct api_req *r = arg;
+    struct api     *a = r->api;
+    int             rv = nng_aio_result(r->aio);
+
+    if (r->state == API_SEND) {
+        if (rv != 0)
+            nng_msg_free(nng_aio_get_msg(r->aio));
+        if (!atomic_load(&a->closing))
+            api_arm(r);
+        return;
+    }
+    atomic_fetch_sub(&a->receiving, 1);
+    if (rv != 0) {
+        if (rv != NNG_ECLOSED && rv != NNG_ECANCELED &&
+            !atomic_load(&a->closing))
+            api_arm(r);
+        else
+            r->state = API_DEAD;
+        return;
+    }
+    r->msg = nng_aio_get_msg(r->aio);
+    r->state = API_HELD;
+    r->recv_mono_us = cd_mono_us();
+    api_push(a, r);
+}
+
+static int
+api_add(struct api *a)
+{
+    struct api_req *r;
+
+    if (a->all_n == a->all_cap) {
+        size_t           cap = a->all_cap ? a->all_cap * 2 : API_INITIAL;
+        struct api_req **all = cd_realloc(a->all, cap * sizeof(*all));
+
+        if (all == NULL)
+            return CADRE_ENOMEM;
+        a->all = all;
+        a->all_cap = cap;
+    }
+    r = cd_calloc(1, sizeof(*r));
+    if (r == NULL)
+        return CADRE_ENOMEM;
+    r->api = a;
+    if (nng_aio_alloc(&r->aio, api_aio_cb, r) != 0) {
+        cd_free(r);
+        return CADRE_ENOMEM;
+    }
+    if (nng_ctx_open(&r->ctx, a->sock) != 0) {
+        nng_aio_free(r->aio);
+        cd_free(r);
+        return CADRE_ENOMEM;
+    }
+    a->all[a->all_n++] = r;
+    api_arm(r);
+    return CADRE_OK;
+}
+
+static void
+api_async_cb(uv_async_t *h)
+{
+    struct api *a = h->data;
+
+    if (atomic_load(&a->closing))
+        return;
+    /* Grow while few contexts are left to receive new requests. */
+    while (atomic_load(&a->receiving) < API_IDLE_MIN && a->all_n < API_MAX) {
+        for (int i = 0; i < API_GROW; i++)
+            if (api_add(a) != CADRE_OK)
+                break;
+        if (a->all_n >= API_MAX)
+            CD_LOG_WARN("api", "API-POOL-MAX", "contexts=%zu", a->all_n);
+    }
+    a->cb(a->cb_arg);
+}
+
+struct api_req *
+api_take(struct api *a)
+{
+    struct api_req *list;
+
+    pthread_mutex_lock(&a->mu);
+    list = a->head;
+    a->head = a->tail = NULL;
+    pthread_mutex_unlock(&a->mu);
+    return list;
+}
+
+void
+api_reply(struct api_req *r)
+{
+    nng_msg *m = r->msg;
+
+    r->msg = NULL;
+    r->state = API_SEND;
+    nng_aio_set_msg(r->aio, m);
+    nng_ctx_send(r->ctx, r->aio);
+}
+
+void
+api_drop(struct api_req *r)
+{
+    nng_msg_free(r->msg);
+    r->msg = NULL;
+    api_arm(r);
+}
+
+static int
+api_listen(struct api *a, const char *url, size_t max_frame, char *bound,
+           size_t bound_len, cd_err *err)
+{
+    nng_sockaddr sa;
+    int          rv;
+
+    if ((rv = nng_rep0_open(&a->sock)) != 0)
+        return cd_err_set(err, CADRE_EIO, "nng_rep0_open: %s",
+                          nng_strerror(rv));
+    nng_socket_set_size(a->sock, NNG_OPT_RECVMAXSZ, max_frame);
+    if ((rv = nng_listener_create(&a->listener, a->sock, url)) != 0 ||
+        (rv = nng_listener_set_size(a->listener, NNG_OPT_RECVMAXSZ,
+                                    max_frame)) != 0 ||
+        (rv = nng_listener_start(a->listener, 0)) != 0)
+        return cd_err_set(err, rv == NNG_EADDRINUSE ? CADRE_EBUSY : CADRE_EIO,
+                          "listen %s: %s", url, nng_strerror(rv));
+    snprintf(bound, bound_len, "%s", url);
+    if (nng_listener_get_addr(a->listener, NNG_OPT_LOCADDR, &sa) == 0 &&
+        sa.s_family == NNG_AF_INET) {
+        const uint8_t *ip = (const uint8_t *)&sa.s_in.sa_addr;
+
+        snprintf(bound, bound_len, "tcp://%u.%u.%u.%u:%u", ip[0], ip[1], ip[2],
+                 ip[3], (unsigned)ntohs(sa.s_in.sa_port));
+    }
+    return CADRE_OK;
+}
+
+int
+api_open(struct api **out, uv_loop_t *loop, const char *url, size_t max_frame,
+         api_ready_cb cb, void *arg, char *bound, size_t bound_len, cd_err *err)
+{
+    struct api *a = cd_calloc(1, sizeof(*a));
+    int         rc;
+
+    if (a == NULL)
+        return cd_err_set(err, CADRE_ENOMEM, "api: out of memory");
+    a->cb = cb;
+    a->cb_arg = arg;
+    pthread_mutex_init(&a->mu, NULL);
+    uv_async_init(loop, &a->async, api_async_cb);
+    a->async.data = a;
+    rc = api_listen(a, url, max_frame, bound, bound_len, err);
+    for (int i = 0; rc == CADRE_OK && i < API_INITIAL; i++)
+        rc = api_add(a);
+    if (rc != CADRE_OK) {
+        if (rc == CADRE_ENOMEM)
+            cd_err_set(err, rc, "api: out of memory");
+        api_close(a);
+        return rc;
+    }
+    *out = a;
+    return CADRE_OK;
+}
+
+static void
+api_free_cb(uv_handle_t *h)
+{
+    struct api *a = h->data;
+
+    pthread_mutex_destroy(&a->mu);
+    cd_free(a);
+}
+
+void
+api_close(struct api *a)
+{
+    if (a == NULL)
+        return;
+    atomic_store(&a->closing, 1);
+    nng_close(a->sock);
+    for (size_t i = 0; i < a->all_n; i++) {
+        struct api_req *r = a->all[i];
+
+        nng_aio_stop(r->aio);
+        if (r->msg != NULL)
+            nng_msg_free(r->msg);
+        nng_aio_free(r->aio);
+        cd_free(r);
+    }
+    cd_free(a->all);
+    uv_close((uv_handle_t *)&a->async, api_free_cb);
+}

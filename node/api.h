@@ -1,0 +1,50 @@
+/* api.h: the node's api socket: an nng rep0 listener with a pool of contexts
+ * (one per request in flight, so a parked long-poll never blocks others).
+ * nng's threads only queue received requests and wake the loop with
+ * uv_async_send; everything else happens on the loop thread.
+ *
+ * Threads: every function here is for the loop thread. */
+#ifndef NODE_API_H
+#define NODE_API_H
+
+#include <nng/nng.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "common/err.h"
+
+struct api;
+
+/* One request in flight. While the loop holds it (between api_take and
+ * api_reply/api_drop) nobody else touches it; msg is the request frame and
+ * may be reused for the reply. */
+struct api_req {
+    struct api     *api;
+    nng_ctx         ctx;
+    nng_aio        *aio;
+    nng_msg        *msg;
+    struct api_req *next; /* inbound queue link; free for the loop's use */
+    int             state;
+    uint64_t        recv_mono_us;
+};
+
+/* Called on the loop thread when requests are waiting in api_take. */
+typedef void (*api_ready_cb)(void *arg);
+
+/* Listens on url (tcp://host:0 picks a free port); bound receives the
+ * actual url. Returns CADRE_EIO (address in use, bad url; with nng's text),
+ * CADRE_ENOMEM. */
+int  api_open(struct api **out, uv_loop_t *loop, const char *url,
+              size_t max_frame, api_ready_cb cb, void *arg, char *bound,
+              size_t bound_len, cd_err *err);
+/* Takes every queued request (a list linked by next, oldest first). */
+struct api_req *api_take(struct api *a);
+/* Sends r->msg as the reply (ownership moves to nng) and re-arms r. */
+void api_reply(struct api_req *r);
+/* Answers nothing: the requester times out. Re-arms r. */
+void api_drop(struct api_req *r);
+/* Stops receiving; requests still held get no reply. Frees everything;
+ * close_cb runs when the uv handle is closed. */
+void api_close(struct api *a);
+
+#endif

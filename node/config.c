@@ -1,0 +1,365 @@
+/* config.c: the option table and its four sources (defaults, file, env,
+ * flags). Adding an option is adding one row. */
+#include "node/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/path.h"
+#include "store/store.h"
+
+enum config_type { CONFIG_STR, CONFIG_U32, CONFIG_U64, CONFIG_SYNC, CONFIG_LIST };
+
+struct config_opt {
+    const char      *name; /* flag and file key; env is CADRE_<NAME> */
+    enum config_type type;
+    size_t           off;
+    size_t           size;  /* STR: buffer size; LIST: element size */
+    size_t           count; /* LIST: offset of the count field */
+    const char      *def;
+    uint64_t         min, max;
+    const char      *help;
+};
+
+#define OFF(f) offsetof(struct node_config, f)
+#define STR(n, f, d, h)                                                        \
+    {n, CONFIG_STR, OFF(f), sizeof(((struct node_config *)0)->f), 0, d, 0, 0, h}
+#define NUM(n, t, f, d, lo, hi, h) {n, t, OFF(f), 0, 0, d, lo, hi, h}
+#define LIST(n, f, h)                                                          \
+    {n, CONFIG_LIST, OFF(f), CONFIG_STR_MAX, OFF(f##_n), NULL, 0, 0, h}
+
+static const struct config_opt config_opts[] = {
+    STR("data", data_dir, NULL,
+        "data dir (default $CADRE_DATA or ~/.local/share/cadre)"),
+    STR("node-id", node_id, NULL, "node id (default: the host name)"),
+    STR("listen", listen, "tcp://127.0.0.1:7700",
+        "api url for clients and workers (port 0: any free port)"),
+    STR("key-file", key_file, NULL,
+        "cluster key file (default <data>/cluster.key, made on loopback)"),
+    NUM("sync", CONFIG_SYNC, sync, "full", 0, 2,
+        "durability: full (fsync each commit), normal, off"),
+    NUM("workers", CONFIG_U32, workers, "0", 0, 1024,
+        "worker processes to supervise"),
+    LIST("plugin", plugins, "plugin .so for supervised workers (repeatable)"),
+    LIST("exec", execs, "NAME=CMD exec handler for workers (repeatable)"),
+    STR("queue", queues, "default", "queues the supervised workers serve"),
+    NUM("prefetch", CONFIG_U32, prefetch, "8", 1, 4096,
+        "jobs a supervised worker holds at once"),
+    NUM("retry-after", CONFIG_U64, retry_after_ms, "90000", 100,
+        86400000ULL * 7, "ms before a reserved job of a vanished worker reruns"),
+    NUM("tries", CONFIG_U32, tries, "1", 1, 1000000,
+        "default attempts of a job that sets none"),
+    NUM("max-payload", CONFIG_U64, max_payload, "1048576", 1, 1ULL << 30,
+        "largest job payload in bytes"),
+    NUM("max-frame", CONFIG_U64, max_frame, "16777216", 4096, 1ULL << 31,
+        "largest frame in bytes"),
+    NUM("map-size", CONFIG_U64, map_size_mb, "4096", 1, 1ULL << 24,
+        "LMDB map size in MiB"),
+    NUM("result-ttl", CONFIG_U64, result_ttl_ms, "3600000", 0,
+        86400000ULL * 365, "ms a done job's result is kept for waiters"),
+    NUM("shutdown-grace", CONFIG_U64, shutdown_grace_ms, "30000", 0,
+        86400000ULL, "ms SIGTERM waits for running jobs"),
+};
+#define CONFIG_N (sizeof(config_opts) / sizeof(config_opts[0]))
+
+static const char *const config_sync_names[] = {"full", "normal", "off"};
+
+static int
+config_parse_u64(const char *s, uint64_t *out)
+{
+    char              *end;
+    unsigned long long v;
+
+    if (s == NULL || !isdigit((unsigned char)s[0]))
+        return -1;
+    errno = 0;
+    v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Stores value into the option's field. Returns CADRE_EINVAL with a message
+ * naming the option and the allowed values. */
+static int
+config_set(struct node_config *cfg, const struct config_opt *o,
+           const char *value, cd_err *err)
+{
+    char    *base = (char *)cfg;
+    uint64_t v;
+
+    switch (o->type) {
+    case CONFIG_STR:
+        if (strlen(value) >= o->size)
+            return cd_err_set(err, CADRE_EINVAL, "%s: value too long",
+                              o->name);
+        memcpy(base + o->off, value, strlen(value) + 1);
+        return CADRE_OK;
+    case CONFIG_LIST: {
+        size_t *n = (size_t *)(base + o->count);
+
+        if (*n >= CONFIG_LIST_MAX || strlen(value) >= o->size)
+            return cd_err_set(err, CADRE_EINVAL, "%s: too many or too long",
+                              o->name);
+        memcpy(base + o->off + *n * o->size, value, strlen(value) + 1);
+        (*n)++;
+        return CADRE_OK;
+    }
+    case CONFIG_SYNC:
+        for (int i = 0; i < 3; i++) {
+            if (strcmp(value, config_sync_names[i]) == 0) {
+                *(int *)(base + o->off) = i;
+                return CADRE_OK;
+            }
+        }
+        return cd_err_set(err, CADRE_EINVAL,
+                          "%s: '%s' is not one of full, normal, off", o->name,
+                          value);
+    case CONFIG_U32:
+    case CONFIG_U64:
+        if (config_parse_u64(value, &v) != 0 || v < o->min || v > o->max)
+            return cd_err_set(err, CADRE_EINVAL,
+                              "%s: '%s' is not a number in %llu..%llu",
+                              o->name, value, (unsigned long long)o->min,
+                              (unsigned long long)o->max);
+        if (o->type == CONFIG_U32)
+            *(uint32_t *)(base + o->off) = (uint32_t)v;
+        else
+            *(uint64_t *)(base + o->off) = v;
+        return CADRE_OK;
+    }
+    return CADRE_EINTERNAL;
+}
+
+static const struct config_opt *
+config_find(const char *name, size_t len)
+{
+    for (size_t i = 0; i < CONFIG_N; i++)
+        if (strlen(config_opts[i].name) == len &&
+            strncmp(config_opts[i].name, name, len) == 0)
+            return &config_opts[i];
+    return NULL;
+}
+
+static void
+config_defaults(struct node_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < CONFIG_N; i++)
+        if (config_opts[i].def != NULL)
+            config_set(cfg, &config_opts[i], config_opts[i].def, NULL);
+}
+
+struct config_file_ctx {
+    struct node_config *cfg;
+    cd_err             *err;
+    int                 failed;
+};
+
+static int
+config_ini_cb(void *user, const char *section, const char *name,
+              const char *value)
+{
+    struct config_file_ctx  *ctx = user;
+    const struct config_opt *o;
+
+    if (strcmp(section, "node") != 0)
+        return 1; /* other sections belong to later features */
+    o = config_find(name, strlen(name));
+    if (o == NULL) {
+        cd_err_set(ctx->err, CADRE_ECONFIG, "unknown key '%s' in [node]",
+                   name);
+        ctx->failed = 1;
+        return 0;
+    }
+    if (config_set(ctx->cfg, o, value, ctx->err) != CADRE_OK) {
+        ctx->failed = 1;
+        return 0;
+    }
+    return 1;
+}
+
+static int
+config_read_file(struct node_config *cfg, const char *path, cd_err *err)
+{
+    struct config_file_ctx ctx = {cfg, err, 0};
+    int                    rc = ini_parse(path, config_ini_cb, &ctx);
+
+    if (rc == -1)
+        return cd_err_set(err, CADRE_ECONFIG, "config %s: cannot open: %s",
+                          path, strerror(errno));
+    if (rc != 0) {
+        if (!ctx.failed)
+            cd_err_set(err, CADRE_ECONFIG, "syntax error");
+        err->code = CADRE_ECONFIG;
+        return cd_err_wrap(err, "config %s:%d", path, rc);
+    }
+    return CADRE_OK;
+}
+
+static int
+config_read_env(struct node_config *cfg, cd_err *err)
+{
+    char name[80];
+
+    for (size_t i = 0; i < CONFIG_N; i++) {
+        const struct config_opt *o = &config_opts[i];
+        const char              *v;
+        size_t                   j = 0;
+
+        j = (size_t)snprintf(name, sizeof(name), "CADRE_");
+        for (const char *p = o->name; *p && j + 1 < sizeof(name); p++)
+            name[j++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+        name[j] = '\0';
+        v = getenv(name);
+        if (v == NULL || v[0] == '\0' || o->type == CONFIG_LIST)
+            continue;
+        if (config_set(cfg, o, v, err) != CADRE_OK)
+            return cd_err_wrap(err, "environment %s", name);
+    }
+    return CADRE_OK;
+}
+
+/* Finds --config (or CADRE_CONFIG) before the other flags are applied, so
+ * that flags win over the file. */
+static const char *
+config_file_arg(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            return argv[i + 1];
+        if (strncmp(argv[i], "--config=", 9) == 0)
+            return argv[i] + 9;
+    }
+    return getenv("CADRE_CONFIG");
+}
+
+static int
+config_read_flags(struct node_config *cfg, int argc, char **argv, int *help,
+                  cd_err *err)
+{
+    for (int i = 1; i < argc; i++) {
+        const char              *arg = argv[i];
+        const char              *eq, *value;
+        const struct config_opt *o;
+        size_t                   len;
+
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            *help = 1;
+            return CADRE_OK;
+        }
+        if (strncmp(arg, "--", 2) != 0)
+            return cd_err_set(err, CADRE_EUSAGE, "unexpected argument '%s'",
+                              arg);
+        arg += 2;
+        eq = strchr(arg, '=');
+        len = eq ? (size_t)(eq - arg) : strlen(arg);
+        if (len == 6 && strncmp(arg, "config", 6) == 0) {
+            i += eq ? 0 : 1;
+            continue;
+        }
+        o = config_find(arg, len);
+        if (o == NULL)
+            return cd_err_set(err, CADRE_EUSAGE, "unknown flag '--%.*s'",
+                              (int)len, arg);
+        if (eq != NULL)
+            value = eq + 1;
+        else if (i + 1 < argc)
+            value = argv[++i];
+        else
+            return cd_err_set(err, CADRE_EUSAGE, "flag '--%s' needs a value",
+                              o->name);
+        if (config_set(cfg, o, value, err) != CADRE_OK) {
+            err->code = CADRE_EUSAGE;
+            return cd_err_wrap(err, "flag");
+        }
+    }
+    return CADRE_OK;
+}
+
+int
+config_load(struct node_config *cfg, int argc, char **argv, int *help,
+            cd_err *err)
+{
+    const char *file = config_file_arg(argc, argv);
+    int         rc;
+
+    *help = 0;
+    config_defaults(cfg);
+    if (file != NULL) {
+        snprintf(cfg->config_file, sizeof(cfg->config_file), "%s", file);
+        rc = config_read_file(cfg, file, err);
+        if (rc != CADRE_OK)
+            return rc;
+    }
+    rc = config_read_env(cfg, err);
+    if (rc != CADRE_OK) {
+        err->code = CADRE_ECONFIG;
+        return CADRE_ECONFIG;
+    }
+    rc = config_read_flags(cfg, argc, argv, help, err);
+    if (rc != CADRE_OK || *help)
+        return rc;
+    cd_data_dir(cfg->data_dir[0] ? cfg->data_dir : NULL, cfg->data_dir,
+                sizeof(cfg->data_dir));
+    return CADRE_OK;
+}
+
+void
+config_usage(FILE *f)
+{
+    fprintf(f, "usage: cadre node [--config FILE] [FLAGS]\n\n"
+               "Runs a node: stores jobs durably, hands them to workers, "
+               "supervises --workers N worker processes.\n"
+               "Each flag is also a [node] key in the config file and a "
+               "CADRE_* variable.\n\nflags:\n");
+    fprintf(f, "  --%-16s %s\n", "config FILE", "INI config file");
+    for (size_t i = 0; i < CONFIG_N; i++) {
+        const struct config_opt *o = &config_opts[i];
+
+        fprintf(f, "  --%-16s %s", o->name, o->help);
+        if (o->def != NULL)
+            fprintf(f, " [%s]", o->def);
+        fputc('\n', f);
+    }
+}
+
+void
+config_dump(const struct node_config *cfg, FILE *f)
+{
+    const char *base = (const char *)cfg;
+
+    fprintf(f, "[node]\n");
+    for (size_t i = 0; i < CONFIG_N; i++) {
+        const struct config_opt *o = &config_opts[i];
+
+        switch (o->type) {
+        case CONFIG_STR:
+            fprintf(f, "%s = %s\n", o->name, base + o->off);
+            break;
+        case CONFIG_LIST: {
+            size_t n = *(const size_t *)(base + o->count);
+
+            for (size_t j = 0; j < n; j++)
+                fprintf(f, "%s = %s\n", o->name, base + o->off + j * o->size);
+            break;
+        }
+        case CONFIG_SYNC:
+            fprintf(f, "%s = %s\n", o->name,
+                    config_sync_names[*(const int *)(base + o->off)]);
+            break;
+        case CONFIG_U32:
+            fprintf(f, "%s = %u\n", o->name,
+                    *(const uint32_t *)(base + o->off));
+            break;
+        case CONFIG_U64:
+            fprintf(f, "%s = %llu\n", o->name,
+                    (unsigned long long)*(const uint64_t *)(base + o->off));
+            break;
+        }
+    }
+}

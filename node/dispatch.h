@@ -1,0 +1,59 @@
+/* dispatch.h: hands ready jobs to workers and applies what they report.
+ * A worker always has a Fetch pending (long poll): when jobs become ready the
+ * reply carries them, in the worker's queue order, within the same group
+ * commit as the dispatch that made them ready. Outcomes are applied only if
+ * the job is still reserved under the lease they echo, so a repeated or late
+ * report is counted and ignored, never applied twice.
+ *
+ * Threads: loop thread only. */
+#ifndef NODE_DISPATCH_H
+#define NODE_DISPATCH_H
+
+#include <stdint.h>
+
+#include "node/api.h"
+#include "node/turn.h"
+#include "proto/msg.h"
+
+struct dispatch_config {
+    uint64_t retry_after_ms; /* default lease */
+};
+
+struct dispatch_stats {
+    uint32_t workers;      /* seen in the last 30 s */
+    uint32_t workers_busy; /* of those, holding jobs */
+    uint64_t held;         /* jobs handed out and not reported */
+    uint64_t stale_outcomes;
+    uint64_t expired;
+};
+
+struct dispatch;
+
+int  dispatch_new(const struct dispatch_config *cfg, struct dispatch **out);
+void dispatch_free(struct dispatch *d); /* drops parked requests */
+
+/* Handles a Fetch inside t. m is owned by dispatch from here on (freed when
+ * answered). stopping: apply outcomes, hand out nothing. */
+int dispatch_fetch(struct dispatch *d, struct turn *t, struct turn_sealer *s,
+                   struct api_req *r, int role, struct msg *m,
+                   uint64_t now_mono_ms, int stopping);
+
+/* Serves parked fetches from ready jobs (inside t). */
+void dispatch_pump(struct dispatch *d, struct turn *t, struct turn_sealer *s);
+
+/* Answers parked fetches whose wait passed with no jobs (or all of them).
+ * Returns the earliest deadline left. */
+uint64_t dispatch_expire_fetches(struct dispatch *d, struct turn *t,
+                                 struct turn_sealer *s, uint64_t now_mono_ms,
+                                 int all);
+
+/* Reservations past their deadline (the worker vanished): back to the queue
+ * or failed, per policy (inside t). */
+int dispatch_expire_leases(struct dispatch *d, struct turn *t, cd_err *err);
+
+void dispatch_get_stats(struct dispatch *d, uint64_t now_mono_ms,
+                        struct dispatch_stats *st);
+/* Jobs handed out in this process and not yet reported. */
+uint64_t dispatch_held(const struct dispatch *d);
+
+#endif

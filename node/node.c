@@ -1,0 +1,675 @@
+/* node.c: wires the node together and runs its turns. A turn takes every
+ * request queued since the last one (plus due timers) through one store write
+ * transaction: intake, outcomes, reservations; then commits once and only
+ * then sends the replies (group commit). */
+#include "node/node.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "common/alloc.h"
+#include "common/clock.h"
+#include "common/log.h"
+#include "common/path.h"
+#include "node/api.h"
+#include "node/dispatch.h"
+#include "node/pool.h"
+#include "node/turn.h"
+#include "node/waits.h"
+#include "proto/wire.h"
+#include "store/store.h"
+
+#define NODE_TICK_MS 10
+#define NODE_PRUNE_EVERY_MS 60000
+#define NODE_SYNC_EVERY_MS 1000
+#define NODE_MAX_JOBS_PER_REQUEST 100000
+#define NODE_TASK_MAX 255
+
+struct node {
+    const struct node_config *cfg;
+    uv_loop_t                 loop;
+    uv_timer_t                tick;
+    uv_signal_t               sigterm, sigint;
+    int                       lock_fd;
+    char                      url[256];
+    char                      key_path[CONFIG_STR_MAX + 32];
+    char                      worker_key_path[CONFIG_STR_MAX + 32];
+    struct wire_keyring       ring;
+    struct turn_sealer        sealer;
+    store                    *store;
+    struct api               *api;
+    struct dispatch          *dispatch;
+    struct waits             *waits;
+    struct pool              *pool;
+    uint64_t                  started_mono_ms;
+    uint64_t                  next_due_ms, next_deadline_ms;
+    uint64_t                  next_fetch_mono_ms, next_wait_mono_ms;
+    uint64_t                  last_prune_mono_ms, last_sync_mono_ms;
+    uint64_t                  bad_frames, commits, commit_errors;
+    int                       stopping;
+    uint64_t                  stop_deadline_mono_ms;
+    int                       closed;
+};
+
+static int
+node_is_loopback(const char *url)
+{
+    return strncmp(url, "tcp://127.", 10) == 0 ||
+           strncmp(url, "tcp://localhost:", 16) == 0 ||
+           strncmp(url, "tcp://[::1]:", 12) == 0 ||
+           strncmp(url, "ipc://", 6) == 0 || strncmp(url, "inproc://", 9) == 0;
+}
+
+/* One node per data dir: an flock held for the process's life. */
+static int
+node_lock(struct node *n, cd_err *err)
+{
+    char path[CONFIG_STR_MAX + 32];
+    char pid[32];
+    int  len;
+
+    snprintf(path, sizeof(path), "%s/node.lock", n->cfg->data_dir);
+    n->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (n->lock_fd < 0)
+        return cd_err_set(err, CADRE_EIO, "data dir %s: cannot write: %s",
+                          n->cfg->data_dir, strerror(errno));
+    if (flock(n->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        char    other[32] = "?";
+        ssize_t got = pread(n->lock_fd, other, sizeof(other) - 1, 0);
+
+        other[got > 0 ? got : 1] = '\0';
+        other[strcspn(other, "\n")] = '\0';
+        return cd_err_set(err, CADRE_EBUSY,
+                          "data dir %s is in use by another node (pid %s)",
+                          n->cfg->data_dir, other);
+    }
+    len = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+    if (ftruncate(n->lock_fd, 0) != 0 ||
+        pwrite(n->lock_fd, pid, (size_t)len, 0) != len)
+        return cd_err_set(err, CADRE_EIO, "data dir %s: cannot write: %s",
+                          n->cfg->data_dir, strerror(errno));
+    return CADRE_OK;
+}
+
+/* The cluster key: loaded, or made on loopback (the embedded default). The
+ * node also writes the derived worker key for its own workers. */
+static int
+node_keys(struct node *n, cd_err *err)
+{
+    const struct node_config *cfg = n->cfg;
+    keys_key                  master, k;
+    int                       role, rc;
+
+    if (cfg->key_file[0] != '\0')
+        snprintf(n->key_path, sizeof(n->key_path), "%s", cfg->key_file);
+    else
+        snprintf(n->key_path, sizeof(n->key_path), "%s/%s", cfg->data_dir,
+                 CD_KEY_FILE_NAME);
+    rc = keys_load(n->key_path, &role, &master, err);
+    if (rc == CADRE_ENOTFOUND && cfg->key_file[0] == '\0') {
+        if (!node_is_loopback(n->url))
+            return cd_err_set(err, CADRE_ECONFIG,
+                              "listen %s is not loopback and no key is "
+                              "configured: run `cadre keygen > FILE` and pass "
+                              "--key-file FILE",
+                              n->url);
+        keys_generate(&master);
+        role = KEYS_ROLE_MASTER;
+        rc = keys_save(n->key_path, KEYS_ROLE_MASTER, &master, err);
+        if (rc == CADRE_OK)
+            CD_LOG_NOTICE("node", "NODE-KEY-GENERATED", "file=%s",
+                          n->key_path);
+    }
+    if (rc != CADRE_OK)
+        return cd_err_wrap(err, "key");
+    if (role != KEYS_ROLE_MASTER)
+        return cd_err_set(err, CADRE_ECONFIG,
+                          "key %s holds a %s key; a node needs the master key",
+                          n->key_path, keys_role_name(role));
+    for (int r = KEYS_ROLE_WORKER; r <= KEYS_ROLE_CLIENT; r++) {
+        keys_derive(&master, r, &k);
+        n->ring.has[r] = 1;
+        n->ring.key[r] = k;
+        wire_sender_init(&n->sealer.senders[r], r, &k, 0);
+    }
+    snprintf(n->worker_key_path, sizeof(n->worker_key_path), "%s/worker.key",
+             cfg->data_dir);
+    rc = keys_save(n->worker_key_path, KEYS_ROLE_WORKER,
+                   &n->ring.key[KEYS_ROLE_WORKER], err);
+    keys_wipe(&master);
+    keys_wipe(&k);
+    return rc == CADRE_OK ? CADRE_OK : cd_err_wrap(err, "worker key");
+}
+
+/* ---- intake ------------------------------------------------------------ */
+
+static int
+node_check_job(const struct node *n, const struct msg_new_job *j, size_t i,
+               char *why, size_t why_len)
+{
+    const struct msg_job_opts *o = &j->opts;
+    uint64_t retry_after = o->retry_after_ms ? o->retry_after_ms
+                                             : n->cfg->retry_after_ms;
+
+    if (j->task == NULL || j->task[0] == '\0')
+        snprintf(why, why_len, "job %zu: task name is empty", i);
+    else if (strlen(j->task) > NODE_TASK_MAX)
+        snprintf(why, why_len, "job %zu: task name longer than %d bytes", i,
+                 NODE_TASK_MAX);
+    else if (o->queue != NULL && strlen(o->queue) > STORE_QUEUE_MAX)
+        snprintf(why, why_len, "job %zu: queue name longer than %d bytes", i,
+                 STORE_QUEUE_MAX);
+    else if (j->payload.len > n->cfg->max_payload)
+        snprintf(why, why_len,
+                 "job %zu: payload is %zu bytes; the limit is %llu "
+                 "(max-payload)",
+                 i, j->payload.len, (unsigned long long)n->cfg->max_payload);
+    else if (o->timeout_ms != 0 && o->timeout_ms >= retry_after)
+        snprintf(why, why_len,
+                 "job %zu: timeout_ms (%llu) must be below retry_after_ms "
+                 "(%llu), or a running job would be handed out twice",
+                 i, (unsigned long long)o->timeout_ms,
+                 (unsigned long long)retry_after);
+    else
+        return CADRE_OK;
+    return j->payload.len > n->cfg->max_payload ? CADRE_ETOOBIG : CADRE_EINVAL;
+}
+
+/* A borrowed view of a dispatched job as a store record (the store copies). */
+static void
+node_job_view(const struct node *n, const struct msg_new_job *j,
+              uint64_t now_ms, struct store_job *job)
+{
+    const struct msg_job_opts *o = &j->opts;
+
+    memset(job, 0, sizeof(*job));
+    job->id = j->id;
+    job->task = (char *)j->task;
+    job->queue = (char *)(o->queue && o->queue[0] ? o->queue : "default");
+    job->payload = (uint8_t *)j->payload.data;
+    job->payload_len = j->payload.len;
+    job->opts.tries = o->tries;
+    if (job->opts.tries == 0 && o->retry_until_ms == 0)
+        job->opts.tries = n->cfg->tries;
+    job->opts.backoff_s = (uint32_t *)o->backoff_s;
+    job->opts.backoff_n = o->backoff_n;
+    job->opts.retry_until_ms = o->retry_until_ms;
+    job->opts.max_exceptions = o->max_exceptions;
+    job->opts.timeout_ms = o->timeout_ms;
+    job->opts.retry_after_ms = o->retry_after_ms;
+    job->created_at_ms = now_ms;
+    job->available_at_ms = o->run_at_ms ? o->run_at_ms : now_ms + o->delay_ms;
+}
+
+static void
+node_dispatch(struct node *n, struct turn *t, struct api_req *r, int role,
+              const struct msg *m)
+{
+    const struct msg_dispatch *d = &m->u.dispatch;
+    struct msg     reply = {.request_id = m->request_id,
+                            .kind = MSG_DISPATCH_REPLY};
+    cadre_job_id  *ids = NULL;
+    uint8_t       *dup = NULL;
+    char           why[256];
+    cd_err         err;
+    int            rc = CADRE_OK;
+
+    if (n->stopping) {
+        rc = CADRE_ESTOPPING;
+        snprintf(why, sizeof(why), "node is stopping; dispatch elsewhere");
+    } else if (d->jobs_n == 0 || d->jobs_n > NODE_MAX_JOBS_PER_REQUEST) {
+        rc = CADRE_EINVAL;
+        snprintf(why, sizeof(why), "a dispatch carries 1 to %d jobs, not %zu",
+                 NODE_MAX_JOBS_PER_REQUEST, d->jobs_n);
+    }
+    for (size_t i = 0; rc == CADRE_OK && i < d->jobs_n; i++)
+        rc = node_check_job(n, &d->jobs[i], i, why, sizeof(why));
+    if (rc == CADRE_OK) {
+        ids = cd_calloc(d->jobs_n, sizeof(*ids));
+        dup = cd_calloc(d->jobs_n, 1);
+        if (ids == NULL || dup == NULL) {
+            rc = CADRE_ENOMEM;
+            snprintf(why, sizeof(why), "node out of memory");
+        }
+    }
+    for (size_t i = 0; rc == CADRE_OK && i < d->jobs_n; i++) {
+        struct store_job job;
+        int              is_dup = 0;
+
+        node_job_view(n, &d->jobs[i], t->now_ms, &job);
+        rc = store_job_add(t->txn, &job, t->now_ms, &is_dup, &err);
+        if (rc != CADRE_OK)
+            snprintf(why, sizeof(why), "%s", err.msg);
+        ids[i] = d->jobs[i].id;
+        dup[i] = (uint8_t)is_dup;
+        t->dirty = 1;
+    }
+    if (rc == CADRE_OK) {
+        reply.u.dispatch_reply.ids = ids;
+        reply.u.dispatch_reply.duplicate = dup;
+        reply.u.dispatch_reply.ids_n = d->jobs_n;
+        rc = turn_seal(&n->sealer, r, role, &reply);
+    } else {
+        /* One bad job refuses the whole request; a store error fails the
+         * whole turn at commit anyway. */
+        turn_seal_error(&n->sealer, r, role, m->request_id, rc, why);
+    }
+    cd_free(ids);
+    cd_free(dup);
+    turn_defer(t, r, role, m->request_id);
+}
+
+static void
+node_status(struct node *n, struct turn *t, struct api_req *r, int role,
+            const struct msg *m)
+{
+    struct msg            reply = {.request_id = m->request_id,
+                                   .kind = MSG_STATUS};
+    cadre_status         *st = &reply.u.status;
+    struct dispatch_stats ds;
+    cd_err                err;
+    uint64_t              mono = cd_mono_ms();
+
+    snprintf(st->node_id, sizeof(st->node_id), "%s", n->cfg->node_id);
+    snprintf(st->version, sizeof(st->version), "%s", CADRE_VERSION);
+    st->uptime_ms = mono - n->started_mono_ms;
+    dispatch_get_stats(n->dispatch, mono, &ds);
+    st->workers = ds.workers;
+    st->workers_busy = ds.workers_busy;
+    st->bad_frames = n->bad_frames;
+    st->commits = n->commits;
+    if (store_stats(n->store, t->now_ms, &st->queues, &st->queues_n, &err) !=
+        CADRE_OK) {
+        turn_seal_error(&n->sealer, r, role, m->request_id, err.code, err.msg);
+    } else {
+        turn_seal(&n->sealer, r, role, &reply);
+    }
+    cd_free(st->queues);
+    turn_defer(t, r, role, m->request_id);
+}
+
+static void
+node_bad_frame(struct node *n, struct api_req *r, const cd_err *err)
+{
+    n->bad_frames++;
+    /* Logged, but not once per frame: an attacker must not fill the disk. */
+    if (n->bad_frames <= 10 || n->bad_frames % 1000 == 0)
+        CD_LOG_WARN("node", "NODE-BAD-FRAME", "count=%llu error=\"%s\"",
+                    (unsigned long long)n->bad_frames, err->msg);
+    api_drop(r);
+}
+
+static void
+node_handle(struct node *n, struct turn *t, struct api_req *r)
+{
+    struct wire_header hdr;
+    struct msg         m;
+    cd_err             err;
+    int                rc;
+
+    memset(&m, 0, sizeof(m));
+    rc = wire_open(&n->ring, nng_msg_body(r->msg), nng_msg_len(r->msg),
+                   n->cfg->max_frame, &hdr, &m, &err);
+    if (rc != CADRE_OK) {
+        node_bad_frame(n, r, &err);
+        return;
+    }
+    switch (m.kind) {
+    case MSG_DISPATCH:
+        node_dispatch(n, t, r, hdr.role, &m);
+        break;
+    case MSG_FETCH:
+        if (hdr.role != KEYS_ROLE_WORKER) {
+            turn_seal_error(&n->sealer, r, hdr.role, m.request_id, CADRE_EAUTH,
+                            "fetch needs a worker key");
+            turn_defer(t, r, hdr.role, m.request_id);
+            break;
+        }
+        /* dispatch owns m from here. */
+        dispatch_fetch(n->dispatch, t, &n->sealer, r, hdr.role, &m,
+                       cd_mono_ms(), n->stopping);
+        return;
+    case MSG_WAIT:
+        if (waits_add(n->waits, t, &n->sealer, r, hdr.role, m.request_id,
+                      &m.u.wait, cd_mono_ms()) != CADRE_OK)
+            api_drop(r);
+        t->keep_finished = 1;
+        break;
+    case MSG_STATUS_REQUEST:
+        node_status(n, t, r, hdr.role, &m);
+        break;
+    default:
+        turn_seal_error(&n->sealer, r, hdr.role, m.request_id, CADRE_EPROTO,
+                        "unexpected message kind");
+        turn_defer(t, r, hdr.role, m.request_id);
+        break;
+    }
+    msg_free(&m);
+}
+
+/* ---- turns and timers ----------------------------------------------------- */
+
+static void
+node_timed_work(struct node *n, struct turn *t)
+{
+    cd_err err;
+    size_t moved = 0;
+    uint64_t mono = cd_mono_ms();
+
+    if (t->now_ms >= n->next_due_ms) {
+        if (store_promote_due(t->txn, t->now_ms, 10000, &moved, &err) !=
+            CADRE_OK)
+            CD_LOG_WARN("node", "NODE-PROMOTE", "error=\"%s\"", err.msg);
+        t->dirty |= moved > 0;
+    }
+    if (t->now_ms >= n->next_deadline_ms &&
+        dispatch_expire_leases(n->dispatch, t, &err) != CADRE_OK)
+        CD_LOG_WARN("node", "NODE-EXPIRE", "error=\"%s\"", err.msg);
+    if (mono >= n->last_prune_mono_ms + NODE_PRUNE_EVERY_MS) {
+        size_t pruned = 0;
+
+        n->last_prune_mono_ms = mono;
+        if (store_prune_results(t->txn, t->now_ms, 10000, &pruned, &err) ==
+            CADRE_OK)
+            t->dirty |= pruned > 0;
+    }
+}
+
+static void
+node_turn(struct node *n, struct api_req *list)
+{
+    store_txn  *txn = NULL;
+    struct turn t;
+    cd_err      err;
+    int         ok;
+
+    if (store_txn_begin(n->store, 0, &txn, &err) != CADRE_OK) {
+        CD_LOG_ERR("node", "NODE-TXN", "error=\"%s\"", err.msg);
+        for (struct api_req *r = list, *next; r != NULL; r = next) {
+            next = r->next;
+            api_drop(r);
+        }
+        return;
+    }
+    turn_init(&t, n->store, txn, cd_now_ms());
+    t.keep_finished = !waits_empty(n->waits);
+    for (struct api_req *r = list, *next; r != NULL; r = next) {
+        next = r->next;
+        node_handle(n, &t, r);
+    }
+    node_timed_work(n, &t);
+    if (!n->stopping)
+        dispatch_pump(n->dispatch, &t, &n->sealer);
+    n->next_fetch_mono_ms = dispatch_expire_fetches(
+        n->dispatch, &t, &n->sealer, cd_mono_ms(), n->stopping);
+    store_next_times(txn, &n->next_due_ms, &n->next_deadline_ms, &err);
+    if (t.dirty) {
+        ok = store_txn_commit(txn, &err) == CADRE_OK;
+        n->commits += ok;
+        if (!ok) {
+            n->commit_errors++;
+            CD_LOG_ERR("node", "NODE-COMMIT", "error=\"%s\"", err.msg);
+        }
+    } else {
+        store_txn_abort(txn);
+        ok = 1;
+    }
+    turn_flush(&t, &n->sealer, ok, ok ? CADRE_OK : err.code,
+               ok ? NULL : err.msg);
+    if (ok && t.finished_n > 0)
+        waits_notify(n->waits, &t, &n->sealer);
+    turn_fini(&t);
+}
+
+static void
+node_api_cb(void *arg)
+{
+    struct node *n = arg;
+
+    node_turn(n, api_take(n->api));
+}
+
+static void
+node_finish(struct node *n)
+{
+    if (n->closed)
+        return;
+    n->closed = 1;
+    CD_LOG_NOTICE("node", "NODE-STOPPED", "commits=%llu",
+                  (unsigned long long)n->commits);
+    waits_expire(n->waits, &n->sealer, cd_mono_ms(), 1);
+    dispatch_free(n->dispatch); /* parked fetches were answered at SIGTERM */
+    n->dispatch = NULL;
+    waits_free(n->waits);
+    n->waits = NULL;
+    cd_sleep_ms(50); /* let nng flush the last replies before closing */
+    uv_timer_stop(&n->tick);
+    uv_close((uv_handle_t *)&n->tick, NULL);
+    uv_close((uv_handle_t *)&n->sigterm, NULL);
+    uv_close((uv_handle_t *)&n->sigint, NULL);
+    api_close(n->api);
+    n->api = NULL;
+    pool_close(n->pool);
+    n->pool = NULL;
+}
+
+/* Shutdown waits for supervised workers to exit and for jobs handed out to
+ * be reported, up to shutdown_grace_ms; then kills what is left. */
+static void
+node_check_stop(struct node *n, uint64_t mono)
+{
+    int held = dispatch_held(n->dispatch) > 0;
+    int alive = pool_alive(n->pool) > 0;
+
+    if (!alive && !held) {
+        node_finish(n);
+        return;
+    }
+    if (mono >= n->stop_deadline_mono_ms) {
+        if (alive) {
+            CD_LOG_WARN("node", "NODE-STOP-KILL", "workers=%zu",
+                        pool_alive(n->pool));
+            pool_kill(n->pool);
+            n->stop_deadline_mono_ms = UINT64_MAX; /* wait for their exit */
+            return;
+        }
+        node_finish(n);
+    }
+}
+
+static void
+node_tick_cb(uv_timer_t *h)
+{
+    struct node *n = h->data;
+    uint64_t     now = cd_now_ms();
+    uint64_t     mono = cd_mono_ms();
+
+    if (now >= n->next_due_ms || now >= n->next_deadline_ms ||
+        mono >= n->next_fetch_mono_ms ||
+        mono >= n->last_prune_mono_ms + NODE_PRUNE_EVERY_MS)
+        node_turn(n, NULL);
+    if (mono >= n->next_wait_mono_ms || n->next_wait_mono_ms == UINT64_MAX)
+        n->next_wait_mono_ms =
+            waits_expire(n->waits, &n->sealer, mono, 0);
+    if (n->cfg->sync == STORE_SYNC_OFF &&
+        mono >= n->last_sync_mono_ms + NODE_SYNC_EVERY_MS) {
+        cd_err err;
+
+        n->last_sync_mono_ms = mono;
+        if (store_sync(n->store, &err) != CADRE_OK)
+            CD_LOG_ERR("node", "NODE-SYNC", "error=\"%s\"", err.msg);
+    }
+    if (n->stopping)
+        node_check_stop(n, mono);
+}
+
+static void
+node_signal_cb(uv_signal_t *h, int signum)
+{
+    struct node *n = h->data;
+
+    if (n->stopping) {
+        CD_LOG_NOTICE("node", "NODE-STOP-AGAIN", "signal=%d", signum);
+        return;
+    }
+    CD_LOG_NOTICE("node", "NODE-STOPPING", "signal=%d grace_ms=%llu", signum,
+                  (unsigned long long)n->cfg->shutdown_grace_ms);
+    n->stopping = 1;
+    n->stop_deadline_mono_ms = cd_mono_ms() + n->cfg->shutdown_grace_ms;
+    pool_stop(n->pool);
+    node_turn(n, NULL); /* answers parked fetches: nothing more to take */
+}
+
+/* ---- start and stop ------------------------------------------------------- */
+
+static int
+node_start_pool(struct node *n, cd_err *err)
+{
+    const struct node_config *cfg = n->cfg;
+    char   exe[4096];
+    size_t exe_len = sizeof(exe);
+    char  *argv[16 + 2 * CONFIG_LIST_MAX * 2];
+    char   prefetch[16];
+    size_t a = 0;
+
+    if (cfg->workers == 0)
+        return CADRE_OK;
+    if (uv_exepath(exe, &exe_len) != 0)
+        return cd_err_set(err, CADRE_EIO, "pool: cannot find own executable");
+    snprintf(prefetch, sizeof(prefetch), "%u", cfg->prefetch);
+    argv[a++] = exe;
+    argv[a++] = "worker";
+    argv[a++] = "--connect";
+    argv[a++] = n->url;
+    argv[a++] = "--key-file";
+    argv[a++] = n->worker_key_path;
+    argv[a++] = "--queue";
+    argv[a++] = (char *)cfg->queues;
+    argv[a++] = "--prefetch";
+    argv[a++] = prefetch;
+    for (size_t i = 0; i < cfg->plugins_n; i++) {
+        argv[a++] = "--plugin";
+        argv[a++] = (char *)cfg->plugins[i];
+    }
+    for (size_t i = 0; i < cfg->execs_n; i++) {
+        argv[a++] = "--exec";
+        argv[a++] = (char *)cfg->execs[i];
+    }
+    argv[a] = NULL;
+    return pool_start(&n->pool, &n->loop, argv, cfg->workers, err);
+}
+
+static int
+node_open(struct node *n, cd_err *err)
+{
+    struct store_config    sc = {0};
+    struct dispatch_config dc = {.retry_after_ms = n->cfg->retry_after_ms};
+    char                   dir[CONFIG_STR_MAX + 16];
+    int                    rc;
+
+    if (keys_init() != CADRE_OK)
+        return cd_err_set(err, CADRE_EINTERNAL, "libsodium failed to start");
+    if ((rc = cd_mkdirs(n->cfg->data_dir, 0700)) != 0)
+        return cd_err_set(err, CADRE_EIO, "data dir %s: cannot create: %s",
+                          n->cfg->data_dir, strerror(rc));
+    if ((rc = node_lock(n, err)) != CADRE_OK)
+        return rc;
+    snprintf(n->url, sizeof(n->url), "%s", n->cfg->listen);
+    if ((rc = node_keys(n, err)) != CADRE_OK)
+        return rc;
+    snprintf(dir, sizeof(dir), "%s/store", n->cfg->data_dir);
+    if ((rc = cd_mkdirs(dir, 0700)) != 0)
+        return cd_err_set(err, CADRE_EIO, "store dir %s: cannot create: %s",
+                          dir, strerror(rc));
+    sc.dir = dir;
+    sc.map_size_mb = n->cfg->map_size_mb;
+    sc.sync = n->cfg->sync;
+    sc.result_ttl_ms = n->cfg->result_ttl_ms;
+    if ((rc = store_open(&sc, &n->store, err)) != CADRE_OK)
+        return rc;
+    n->sealer.max_frame = n->cfg->max_frame;
+    if (dispatch_new(&dc, &n->dispatch) != CADRE_OK ||
+        waits_new(&n->waits) != CADRE_OK)
+        return cd_err_set(err, CADRE_ENOMEM, "out of memory");
+    rc = api_open(&n->api, &n->loop, n->cfg->listen, n->cfg->max_frame,
+                  node_api_cb, n, n->url, sizeof(n->url), err);
+    if (rc != CADRE_OK)
+        return rc;
+    return node_start_pool(n, err);
+}
+
+static void
+node_handles_init(struct node *n)
+{
+    uv_timer_init(&n->loop, &n->tick);
+    n->tick.data = n;
+    uv_signal_init(&n->loop, &n->sigterm);
+    n->sigterm.data = n;
+    uv_signal_init(&n->loop, &n->sigint);
+    n->sigint.data = n;
+}
+
+static void
+node_close(struct node *n)
+{
+    if (!n->closed) {
+        n->closed = 1;
+        uv_close((uv_handle_t *)&n->tick, NULL);
+        uv_close((uv_handle_t *)&n->sigterm, NULL);
+        uv_close((uv_handle_t *)&n->sigint, NULL);
+        api_close(n->api);
+        if (n->pool != NULL) {
+            pool_kill(n->pool);
+            while (pool_alive(n->pool) > 0 && uv_run(&n->loop, UV_RUN_ONCE))
+                ;
+        }
+        pool_close(n->pool);
+    }
+    uv_run(&n->loop, UV_RUN_DEFAULT); /* close callbacks */
+    dispatch_free(n->dispatch);
+    waits_free(n->waits);
+    store_close(n->store);
+    uv_loop_close(&n->loop);
+    if (n->lock_fd >= 0)
+        close(n->lock_fd);
+}
+
+int
+node_run(const struct node_config *cfg, cd_err *err)
+{
+    struct node n;
+    int         rc;
+
+    memset(&n, 0, sizeof(n));
+    n.cfg = cfg;
+    n.lock_fd = -1;
+    n.started_mono_ms = cd_mono_ms();
+    n.last_prune_mono_ms = n.started_mono_ms;
+    n.next_due_ms = n.next_deadline_ms = 0;
+    n.next_wait_mono_ms = UINT64_MAX;
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_init(&n.loop);
+    node_handles_init(&n);
+    rc = node_open(&n, err);
+    if (rc != CADRE_OK) {
+        node_close(&n);
+        return rc;
+    }
+    uv_signal_start(&n.sigterm, node_signal_cb, SIGTERM);
+    uv_signal_start(&n.sigint, node_signal_cb, SIGINT);
+    uv_timer_start(&n.tick, node_tick_cb, NODE_TICK_MS, NODE_TICK_MS);
+    CD_LOG_NOTICE("node", "NODE-READY", "api=%s data=%s workers=%u sync=%d",
+                  n.url, cfg->data_dir, cfg->workers, cfg->sync);
+    printf("cadre node ready api=%s data=%s pid=%d\n", n.url, cfg->data_dir,
+           (int)getpid());
+    fflush(stdout);
+    uv_run(&n.loop, UV_RUN_DEFAULT);
+    node_close(&n);
+    return CADRE_OK;
+}
