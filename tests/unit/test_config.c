@@ -1,0 +1,115 @@
+/* test_config.c: the option table: defaults, file, environment, flags, and
+ * the errors for each. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "node/config.h"
+#include "store/store.h"
+#include "tests/lib/tap.h"
+
+static struct node_config cfg;
+
+static int
+load(int argc, char **argv, cd_err *err)
+{
+    int help = 0;
+
+    return config_load(&cfg, argc, argv, &help, err);
+}
+
+TEST(defaults)
+{
+    char  *argv[] = {"node"};
+    cd_err err = {0};
+
+    unsetenv("CADRE_WORKERS");
+    REQUIRE_EQ(load(1, argv, &err), CADRE_OK);
+    CHECK_STR(cfg.listen, "tcp://127.0.0.1:7700");
+    CHECK_EQ(cfg.sync, STORE_SYNC_FULL);
+    CHECK_EQ(cfg.retry_after_ms, 90000);
+    CHECK_EQ(cfg.workers, 0);
+    CHECK_EQ(cfg.max_frame, 16777216);
+}
+
+TEST(flags_env_and_file_in_order)
+{
+    char   path[600];
+    FILE  *f;
+    cd_err err = {0};
+    char  *argv[] = {"node", "--config", path, "--workers=3", "--plugin",
+                     "a.so", "--plugin", "b.so"};
+
+    snprintf(path, sizeof(path), "%s/cadre.conf", tap_tmpdir());
+    f = fopen(path, "w");
+    REQUIRE(f != NULL);
+    fprintf(f, "[node]\nworkers = 9\nsync = normal\nprefetch = 4\n"
+               "[schedule \"later\"]\ncron = * * * * *\n");
+    fclose(f);
+    setenv("CADRE_PREFETCH", "16", 1);
+    REQUIRE_EQ(load(8, argv, &err), CADRE_OK);
+    CHECK_EQ(cfg.workers, 3);           /* flag beats file */
+    CHECK_EQ(cfg.sync, STORE_SYNC_NORMAL); /* file beats default */
+    CHECK_EQ(cfg.prefetch, 16);         /* env beats file */
+    CHECK_EQ(cfg.plugins_n, 2);
+    CHECK_STR(cfg.plugins[1], "b.so");
+    unsetenv("CADRE_PREFETCH");
+}
+
+TEST(bad_values_are_usage_errors)
+{
+    cd_err err = {0};
+    char  *a1[] = {"node", "--sync", "sometimes"};
+    char  *a2[] = {"node", "--workers", "-1"};
+    char  *a3[] = {"node", "--nope"};
+    char  *a4[] = {"node", "--workers"};
+
+    CHECK_EQ(load(3, a1, &err), CADRE_EUSAGE);
+    CHECK_CONTAINS(err.msg, "full, normal, off");
+    CHECK_EQ(load(3, a2, &err), CADRE_EUSAGE);
+    CHECK_CONTAINS(err.msg, "workers");
+    CHECK_EQ(load(2, a3, &err), CADRE_EUSAGE);
+    CHECK_CONTAINS(err.msg, "--nope");
+    CHECK_EQ(load(2, a4, &err), CADRE_EUSAGE);
+    CHECK_CONTAINS(err.msg, "needs a value");
+}
+
+TEST(corrupt_config_file_names_file_and_line)
+{
+    char   path[600];
+    FILE  *f;
+    cd_err err = {0};
+    char  *argv[] = {"node", "--config", path};
+
+    snprintf(path, sizeof(path), "%s/bad.conf", tap_tmpdir());
+    f = fopen(path, "w");
+    REQUIRE(f != NULL);
+    fprintf(f, "[node]\nworkers = 2\nretry-after = soon\n");
+    fclose(f);
+    CHECK_EQ(load(3, argv, &err), CADRE_ECONFIG);
+    CHECK_CONTAINS(err.msg, "bad.conf:3");
+    CHECK_CONTAINS(err.msg, "retry-after");
+
+    f = fopen(path, "w");
+    fprintf(f, "[node]\nthis is not ini\n");
+    fclose(f);
+    CHECK_EQ(load(3, argv, &err), CADRE_ECONFIG);
+    CHECK_CONTAINS(err.msg, "bad.conf:2");
+
+    f = fopen(path, "w");
+    fprintf(f, "[node]\ncolour = blue\n");
+    fclose(f);
+    CHECK_EQ(load(3, argv, &err), CADRE_ECONFIG);
+    CHECK_CONTAINS(err.msg, "unknown key 'colour'");
+
+    snprintf(path, sizeof(path), "/nonexistent/cadre.conf");
+    CHECK_EQ(load(3, argv, &err), CADRE_ECONFIG);
+    CHECK_CONTAINS(err.msg, "cannot open");
+}
+
+int
+main(void)
+{
+    TAP_RUN(T(defaults), T(flags_env_and_file_in_order),
+            T(bad_values_are_usage_errors),
+            T(corrupt_config_file_names_file_and_line));
+}
