@@ -1,0 +1,296 @@
+/* bench_cadre.c: the cadre side of bench/compare.sh. Runs the workloads of
+ * bench_beanstalk.c through libcadre against a running node and prints one
+ * machine-readable line per figure:
+ *
+ *   cadre dispatch c=8 jobs=20000 rate=12345
+ *   cadre bulk c=1 batch=100 jobs=20000 rate=12345
+ *   cadre e2e producers=1 workers=2 jobs=20000 rate=12345
+ *
+ * Usage: bench_cadre URL KEY_FILE N MODE [CLIENTS [WORKERS]]
+ *   dispatch  CLIENTS threads (default 1), each with its own cadre_client,
+ *             each dispatching N/CLIENTS jobs with cadre_dispatch (each call
+ *             returns once the job is durable).
+ *   bulk      likewise with cadre_dispatch_bulk, batches of 100.
+ *   e2e       CLIENTS producers dispatching N jobs as in dispatch while the
+ *             node's WORKERS (default 2) supervised workers run them; rate
+ *             from the first dispatch until the node's done counter shows
+ *             them all (polled with cadre_status_get every 2 ms).
+ * Jobs run the task $BENCH_TASK (default "noop", from the demo plugin) with
+ * a 16-byte payload, as in bench_beanstalk. It does not start the node:
+ * compare.sh does. */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cadre/cadre.h"
+
+#define BENCH_BATCH 100
+#define BENCH_PAYLOAD "0123456789abcdef"
+#define BENCH_MAX_CLIENTS 64
+#define BENCH_WORKERS_WAIT_S 15.0
+#define BENCH_E2E_TIMEOUT_S 120.0
+
+static const char *bc_url, *bc_key_file, *bc_task;
+
+static void
+bc_die(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "bench_cadre: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+
+static double
+bc_now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void
+bc_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+static cadre_client *
+bc_open(void)
+{
+    cadre_client_opts o = {0};
+    cadre_client     *c = NULL;
+    char              err[512] = "";
+    int               rc;
+
+    o.url = bc_url;
+    o.key_file = bc_key_file;
+    rc = cadre_client_open(&o, &c, err, sizeof(err));
+    if (rc != CADRE_OK)
+        bc_die("open %s: %s (%s)", bc_url, err, cadre_strerror(rc));
+    return c;
+}
+
+static void
+bc_dispatch_one(cadre_client *c)
+{
+    cadre_job_id id;
+    int          rc;
+
+    rc = cadre_dispatch(c, bc_task, BENCH_PAYLOAD, sizeof(BENCH_PAYLOAD) - 1,
+                        NULL, &id);
+    if (rc != CADRE_OK)
+        bc_die("dispatch: %s (%s)", cadre_client_errmsg(c), cadre_strerror(rc));
+}
+
+static void
+bc_dispatch_batch(cadre_client *c, size_t n)
+{
+    cadre_job_spec specs[BENCH_BATCH];
+    cadre_job_id   ids[BENCH_BATCH];
+    int            rc;
+
+    for (size_t i = 0; i < n; i++) {
+        specs[i] = (cadre_job_spec){.task = bc_task,
+                                    .payload = BENCH_PAYLOAD,
+                                    .payload_len = sizeof(BENCH_PAYLOAD) - 1};
+    }
+    rc = cadre_dispatch_bulk(c, specs, n, ids);
+    if (rc != CADRE_OK)
+        bc_die("dispatch_bulk: %s (%s)", cadre_client_errmsg(c),
+               cadre_strerror(rc));
+}
+
+/* Sums the done and failed totals over all queues. */
+static void
+bc_totals(cadre_client *c, uint64_t *done, uint64_t *failed, uint32_t *workers)
+{
+    cadre_status s;
+    int          rc;
+
+    memset(&s, 0, sizeof(s));
+    rc = cadre_status_get(c, &s);
+    if (rc != CADRE_OK)
+        bc_die("status: %s (%s)", cadre_client_errmsg(c), cadre_strerror(rc));
+    *done = *failed = 0;
+    for (size_t i = 0; i < s.queues_n; i++) {
+        *done += s.queues[i].done;
+        *failed += s.queues[i].failed;
+    }
+    if (workers != NULL)
+        *workers = s.workers;
+    cadre_status_fini(&s);
+}
+
+/* ---- producers -------------------------------------------------------- */
+
+struct bc_producer {
+    pthread_t          thread;
+    long               jobs;
+    bool               bulk;
+    pthread_barrier_t *start;
+};
+
+static void *
+bc_producer_main(void *arg)
+{
+    struct bc_producer *p = arg;
+    cadre_client       *c = bc_open();
+
+    bc_dispatch_one(c); /* warm-up: connects; not timed */
+    pthread_barrier_wait(p->start);
+    if (p->bulk) {
+        for (long done = 0; done < p->jobs;) {
+            long k =
+                p->jobs - done < BENCH_BATCH ? p->jobs - done : BENCH_BATCH;
+            bc_dispatch_batch(c, (size_t)k);
+            done += k;
+        }
+    } else {
+        for (long i = 0; i < p->jobs; i++)
+            bc_dispatch_one(c);
+    }
+    cadre_client_close(c);
+    return NULL;
+}
+
+static void
+bc_producers_start(struct bc_producer *p, int clients, long n, bool bulk,
+                   pthread_barrier_t *start)
+{
+    for (int i = 0; i < clients; i++) {
+        p[i].jobs = n / clients + (i < n % clients ? 1 : 0);
+        p[i].bulk = bulk;
+        p[i].start = start;
+        if (pthread_create(&p[i].thread, NULL, bc_producer_main, &p[i]) != 0)
+            bc_die("pthread_create failed");
+    }
+}
+
+static void
+bc_bench_dispatch(long n, int clients, bool bulk)
+{
+    struct bc_producer p[BENCH_MAX_CLIENTS];
+    pthread_barrier_t  start;
+    double             t0, t1;
+
+    pthread_barrier_init(&start, NULL, (unsigned)clients + 1);
+    bc_producers_start(p, clients, n, bulk, &start);
+    pthread_barrier_wait(&start);
+    t0 = bc_now_s();
+    for (int i = 0; i < clients; i++)
+        pthread_join(p[i].thread, NULL);
+    t1 = bc_now_s();
+    pthread_barrier_destroy(&start);
+    if (bulk)
+        printf("cadre bulk c=%d batch=%d jobs=%ld rate=%.0f\n", clients,
+               BENCH_BATCH, n, (double)n / (t1 - t0));
+    else
+        printf("cadre dispatch c=%d jobs=%ld rate=%.0f\n", clients, n,
+               (double)n / (t1 - t0));
+}
+
+static void
+bc_bench_e2e(long n, int producers, int workers)
+{
+    struct bc_producer p[BENCH_MAX_CLIENTS];
+    pthread_barrier_t  start;
+    cadre_client      *c = bc_open();
+    uint64_t           done0, failed0, done, failed;
+    uint32_t           connected = 0;
+    double             t0, t_end, deadline = bc_now_s() + BENCH_WORKERS_WAIT_S;
+
+    /* Workers first: the run measures processing, not their start-up. */
+    for (;;) {
+        bc_totals(c, &done0, &failed0, &connected);
+        if (connected >= (uint32_t)workers)
+            break;
+        if (bc_now_s() > deadline)
+            bc_die("e2e: %u of %d workers connected after %.0f s", connected,
+                   workers, BENCH_WORKERS_WAIT_S);
+        bc_sleep_ms(50);
+    }
+    pthread_barrier_init(&start, NULL, (unsigned)producers + 1);
+    bc_producers_start(p, producers, n, false, &start);
+    pthread_barrier_wait(&start);
+    t0 = bc_now_s();
+    deadline = t0 + BENCH_E2E_TIMEOUT_S;
+    /* The producers' warm-up jobs count too. */
+    for (;;) {
+        bc_totals(c, &done, &failed, NULL);
+        t_end = bc_now_s();
+        if (failed > failed0)
+            bc_die("e2e: %llu jobs failed (is task \"%s\" loaded?)",
+                   (unsigned long long)(failed - failed0), bc_task);
+        if (done - done0 >= (uint64_t)(n + producers))
+            break;
+        if (t_end > deadline)
+            bc_die("e2e: %llu of %ld jobs done after %.0f s",
+                   (unsigned long long)(done - done0), n + producers,
+                   BENCH_E2E_TIMEOUT_S);
+        bc_sleep_ms(2);
+    }
+    for (int i = 0; i < producers; i++)
+        pthread_join(p[i].thread, NULL);
+    pthread_barrier_destroy(&start);
+    cadre_client_close(c);
+    printf("cadre e2e producers=%d workers=%d jobs=%ld rate=%.0f\n", producers,
+           workers, n, (double)n / (t_end - t0));
+}
+
+static void
+bc_usage(void)
+{
+    fprintf(stderr, "usage: bench_cadre URL KEY_FILE N dispatch|bulk|e2e "
+                    "[CLIENTS [WORKERS]]\n");
+    exit(2);
+}
+
+int
+main(int argc, char **argv)
+{
+    long        n;
+    int         clients, workers;
+    const char *mode;
+    char       *end;
+
+    if (argc < 5 || argc > 7)
+        bc_usage();
+    bc_url = argv[1];
+    bc_key_file = argv[2];
+    n = strtol(argv[3], &end, 10);
+    if (*end != '\0' || n <= 0)
+        bc_usage();
+    mode = argv[4];
+    clients = argc >= 6 ? atoi(argv[5]) : 1;
+    workers = argc >= 7 ? atoi(argv[6]) : 2;
+    if (clients < 1 || clients > BENCH_MAX_CLIENTS || workers < 1)
+        bc_usage();
+    bc_task = getenv("BENCH_TASK");
+    if (bc_task == NULL || bc_task[0] == '\0')
+        bc_task = "noop";
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (strcmp(mode, "dispatch") == 0)
+        bc_bench_dispatch(n, clients, false);
+    else if (strcmp(mode, "bulk") == 0)
+        bc_bench_dispatch(n, clients, true);
+    else if (strcmp(mode, "e2e") == 0)
+        bc_bench_e2e(n, clients, workers);
+    else
+        bc_usage();
+    return 0;
+}

@@ -1,0 +1,259 @@
+#!/usr/bin/env bash
+# compare.sh: cadre against beanstalkd on this machine, same workloads, same
+# run. Starts beanstalkd (in memory; with its binlog and default lazy fsync;
+# with its binlog and -f 0 = fsync every write) and `cadre node` (sync=full,
+# sync=normal; 2 supervised demo-plugin workers for end to end), each on a
+# free loopback port and a temp dir, runs bench_beanstalk and bench_cadre,
+# and prints one table: workload | cadre | peer | ratio, then the raw figures.
+#
+# Usage: bench/compare.sh            (after cmake --build build)
+# Env:   BUILD=build   build dir holding cadre, demo.so, bench/*
+#        N=20000       jobs per dispatch and end-to-end run
+#        NBULK=100000  jobs per bulk run
+#        NSLOW=N/4     jobs per run bound by one fsync per job (1 client;
+#                      beanstalkd -f 0), to keep the total near 1-2 minutes
+#        REPEAT=1      runs per figure; the best is kept (the machine may be
+#                      busy: 2 CPUs shared with the clients)
+#        ONLY=beanstalk|cadre   run one side only
+# Kills only the processes it started (trap); removes its temp dir.
+set -uo pipefail
+
+BUILD=${BUILD:-build}
+N=${N:-20000}
+NBULK=${NBULK:-100000}
+NSLOW=${NSLOW:-$((N / 4))}
+ONLY=${ONLY:-}
+REPEAT=${REPEAT:-1}
+CADRE="$BUILD/cadre"
+DEMO="$BUILD/demo.so"
+BB="$BUILD/bench/bench_beanstalk"
+BC="$BUILD/bench/bench_cadre"
+FSYNC_RATE="$BUILD/bench/fsync_rate"
+RUN_TIMEOUT=120
+
+die() {
+    echo "compare.sh: $*" >&2
+    exit 1
+}
+
+for f in "$BB" "$FSYNC_RATE"; do
+    [ -x "$f" ] || die "$f not built (cmake -B $BUILD && cmake --build $BUILD)"
+done
+if [ "$ONLY" != cadre ]; then
+    command -v beanstalkd >/dev/null || die "beanstalkd not installed (apt-get install beanstalkd)"
+fi
+if [ "$ONLY" != beanstalk ]; then
+    for f in "$CADRE" "$DEMO" "$BC"; do
+        [ -e "$f" ] || die "$f not built (or run with ONLY=beanstalk)"
+    done
+fi
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/cadre-bench-XXXXXX") || die "mktemp failed"
+STARTED=() # PIDs this script started, nothing else is ever signalled
+
+cleanup() {
+    local pid
+    for pid in "${STARTED[@]}"; do
+        kill -TERM "$pid" 2>/dev/null
+    done
+    for pid in "${STARTED[@]}"; do
+        for _ in $(seq 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    STARTED=()
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# stop PID: SIGTERM one process we started, wait up to 10 s, then SIGKILL.
+stop() {
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null
+    for i in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    local keep=()
+    for i in "${STARTED[@]}"; do
+        [ "$i" = "$pid" ] || keep+=("$i")
+    done
+    STARTED=("${keep[@]}")
+}
+
+declare -A RATE # "<system> <config> <workload>" -> jobs/s
+RAW=()
+
+# record SYSTEM CONFIG WORKLOAD CMD...: runs a bench program REPEAT times
+# and keeps the best rate of its result line.
+record() {
+    local sys=$1 cfg=$2 wl=$3 out rate best= best_out= r
+    shift 3
+    for r in $(seq "$REPEAT"); do
+        out=$(timeout "$RUN_TIMEOUT" "$@" 2>"$TMP/last.err")
+        rate=$(sed -n 's/.* rate=\([0-9]*\).*/\1/p' <<<"$out" | tail -n1)
+        if [ -z "$rate" ]; then
+            echo "  $sys $cfg $wl: FAILED: $(tail -n3 "$TMP/last.err")" >&2
+            continue
+        fi
+        echo "  $sys $cfg: $out" >&2
+        if [ -z "$best" ] || [ "$rate" -gt "$best" ]; then
+            best=$rate best_out=$out
+        fi
+    done
+    if [ -n "$best" ]; then
+        RATE["$sys $cfg $wl"]=$best
+        RAW+=("$(printf '%-10s %-12s %s' "$sys" "$cfg" "$best_out")")
+    else
+        RAW+=("$(printf '%-10s %-12s %s: FAILED %s' "$sys" "$cfg" "$wl" \
+            "$(tail -n1 "$TMP/last.err")")")
+    fi
+}
+
+# ---- beanstalkd -----------------------------------------------------------
+
+BS_PID= BS_PORT=
+# start_beanstalkd NAME ARGS...: on a free loopback port; sets BS_PID/BS_PORT.
+start_beanstalkd() {
+    local name=$1 try i
+    shift
+    for try in 1 2 3; do
+        BS_PORT=$("$BB" freeport) || return 1
+        beanstalkd -l 127.0.0.1 -p "$BS_PORT" "$@" >"$TMP/$name.log" 2>&1 &
+        BS_PID=$!
+        STARTED+=("$BS_PID")
+        for i in $(seq 50); do
+            if (exec 3<>"/dev/tcp/127.0.0.1/$BS_PORT") 2>/dev/null; then
+                return 0
+            fi
+            kill -0 "$BS_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        stop "$BS_PID"
+    done
+    echo "compare.sh: beanstalkd $* did not start: $(tail -n3 "$TMP/$name.log")" >&2
+    return 1
+}
+
+# run_beanstalk CONFIG FSYNC_EACH ARGS...
+run_beanstalk() {
+    local cfg=$1 slow=$2 n=$N nbulk=$NBULK
+    shift 2
+    echo "beanstalkd ($cfg)..." >&2
+    start_beanstalkd "beanstalkd-$cfg" "$@" || return
+    if [ "$slow" = 1 ]; then
+        n=$NSLOW nbulk=$NSLOW
+    fi
+    record beanstalk "$cfg" put1 "$BB" 127.0.0.1 "$BS_PORT" "$NSLOW" put 1
+    record beanstalk "$cfg" put8 "$BB" 127.0.0.1 "$BS_PORT" "$n" put 8
+    record beanstalk "$cfg" bulk "$BB" 127.0.0.1 "$BS_PORT" "$nbulk" pipeline
+    if [ "$slow" = 0 ]; then
+        record beanstalk "$cfg" e2e1 "$BB" 127.0.0.1 "$BS_PORT" "$N" e2e 1 2
+        record beanstalk "$cfg" e2e8 "$BB" 127.0.0.1 "$BS_PORT" "$N" e2e 8 2
+    fi
+    stop "$BS_PID"
+}
+
+# ---- cadre ----------------------------------------------------------------
+
+NODE_PID= NODE_URL= NODE_KEY=
+# start_node NAME ARGS...: `cadre node` on port 0; parses the readiness line
+#   cadre node ready api=tcp://127.0.0.1:PORT data=DIR pid=PID
+start_node() {
+    local name=$1 dir="$TMP/$1" i line
+    shift
+    mkdir -p "$dir"
+    "$CADRE" node --data "$dir" --listen tcp://127.0.0.1:0 "$@" \
+        >"$TMP/$name.out" 2>"$TMP/$name.log" &
+    NODE_PID=$!
+    STARTED+=("$NODE_PID")
+    for i in $(seq 150); do
+        line=$(grep -m1 '^cadre node ready ' "$TMP/$name.out")
+        if [ -n "$line" ]; then
+            NODE_URL=$(sed -n 's/.* api=\([^ ]*\).*/\1/p' <<<"$line")
+            NODE_KEY="$dir/cluster.key"
+            [ -n "$NODE_URL" ] && return 0
+            break
+        fi
+        kill -0 "$NODE_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "compare.sh: cadre node $* did not become ready:" >&2
+    tail -n5 "$TMP/$name.out" "$TMP/$name.log" >&2
+    stop "$NODE_PID"
+    return 1
+}
+
+run_cadre() {
+    local sync=$1 cfg="sync=$1"
+    echo "cadre ($cfg)..." >&2
+    if start_node "node-$sync" --sync "$sync"; then
+        record cadre "$cfg" put1 "$BC" "$NODE_URL" "$NODE_KEY" "$NSLOW" dispatch 1
+        record cadre "$cfg" put8 "$BC" "$NODE_URL" "$NODE_KEY" "$N" dispatch 8
+        record cadre "$cfg" bulk "$BC" "$NODE_URL" "$NODE_KEY" "$NBULK" bulk 1
+        stop "$NODE_PID"
+    fi
+    echo "cadre ($cfg, 2 workers)..." >&2
+    if start_node "node-$sync-e2e" --sync "$sync" --workers 2 --plugin "$DEMO"; then
+        record cadre "$cfg" e2e1 "$BC" "$NODE_URL" "$NODE_KEY" "$N" e2e 1 2
+        record cadre "$cfg" e2e8 "$BC" "$NODE_URL" "$NODE_KEY" "$N" e2e 8 2
+        stop "$NODE_PID"
+    fi
+}
+
+# ---- run ------------------------------------------------------------------
+
+T0=$SECONDS
+FSYNC_LINE=$("$FSYNC_RATE" "$TMP" 2) || FSYNC_LINE="fsync rate=n/a"
+echo "$FSYNC_LINE" >&2
+if [ "$ONLY" != cadre ]; then
+    mkdir -p "$TMP/binlog-lazy" "$TMP/binlog-fsync"
+    run_beanstalk memory 0
+    run_beanstalk binlog 0 -b "$TMP/binlog-lazy"
+    run_beanstalk binlog-f0 1 -b "$TMP/binlog-fsync" -f 0
+fi
+if [ "$ONLY" != beanstalk ]; then
+    run_cadre full
+    run_cadre normal
+fi
+
+# ---- table ----------------------------------------------------------------
+
+# row LABEL CADRE_CFG PEER_CFG WORKLOAD
+row() {
+    local label=$1 ccfg=$2 pcfg=$3 wl=$4 c p ratio
+    c=${RATE["cadre $ccfg $wl"]:-}
+    p=${RATE["beanstalk $pcfg $wl"]:-}
+    if [ -n "$c" ] && [ -n "$p" ] && [ "$p" -gt 0 ]; then
+        ratio=$(awk -v c="$c" -v p="$p" 'BEGIN { printf "%.2fx", c / p }')
+    else
+        ratio=n/a
+    fi
+    printf '%-52s | %-20s | %-24s | %s\n' "$label" \
+        "${c:-n/a} ($ccfg)" "${p:-n/a} ($pcfg)" "$ratio"
+}
+
+echo
+echo "jobs/s; N=$N per run (1 client and fsync-each peer: $NSLOW; bulk: $NBULK);" \
+    "$(nproc) CPUs; disk: $FSYNC_LINE"
+printf '%-52s | %-20s | %-24s | %s\n' workload cadre "peer (beanstalkd)" ratio
+printf '%s\n' "-----------------------------------------------------+----------------------+--------------------------+------"
+row "dispatch, 1 client, fsync each" sync=full binlog-f0 put1
+row "dispatch, 1 client, lazy" sync=normal binlog put1
+row "dispatch, 8 clients, fsync each" sync=full binlog-f0 put8
+row "dispatch, 8 clients, lazy" sync=normal binlog put8
+row "bulk dispatch (cadre 100/batch; peer pipelined 100)" sync=full binlog-f0 bulk
+row "bulk dispatch, lazy" sync=normal binlog bulk
+row "end to end, 2 workers, 1 producer" sync=full binlog e2e1
+row "end to end, 2 workers, 8 producers" sync=full binlog e2e8
+row "end to end, 2 workers, 8 producers, peer in memory" sync=full memory e2e8
+echo
+echo "raw:"
+printf '  %s\n' "${RAW[@]}"
+echo "total ${SECONDS}s (runs $((SECONDS - T0))s)"
