@@ -1,0 +1,992 @@
+/* msg.c: converts between the plain structs of msg.h and the protobuf-c
+ * Envelope of cadre.proto. It neither frames nor seals (wire.c does) and never
+ * interprets what a message asks for.
+ *
+ * Encoding allocates nothing, whatever the message size: the body is built on
+ * the stack MSG_CHUNK elements at a time, each chunk packed by protobuf-c
+ * straight into the caller's buffer. Protobuf merges repeated occurrences of a
+ * field, so consecutive chunks of one body decode as one message; only the
+ * Envelope's body tag and length are written by hand.
+ *
+ * Decoding borrows strings and bytes from protobuf-c's unpacked tree (kept in
+ * owner_) and allocates one array per message; everything from the network is
+ * validated here (ids of 16 bytes, enums in range, a body present). */
+#include "proto/msg.h"
+
+#include <protobuf-c/protobuf-c.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "proto/cadre.pb-c.h"
+
+#define MSG_CHUNK 16 /* elements per stack-built chunk (about 3 KiB) */
+#define MSG_ID_LEN 16
+
+_Static_assert(sizeof(cadre_job_id) == MSG_ID_LEN, "job ids are 16 bytes");
+_Static_assert((int)MSG_OUTCOME_DONE ==
+                       (int)CADRE__OUTCOME_KIND__OUTCOME_DONE &&
+                   (int)MSG_OUTCOME_RETURN ==
+                       (int)CADRE__OUTCOME_KIND__OUTCOME_RETURN,
+               "outcome kinds match cadre.proto");
+
+/* ---- allocator ---------------------------------------------------------- */
+
+/* protobuf-c allocates through cd_malloc so that the fault hook reaches it;
+ * the flag tells a failed allocation apart from bad bytes (both make unpack
+ * return NULL). */
+struct msg_alloc_state {
+    int failed;
+};
+
+static void *
+msg_pb_alloc(void *data, size_t n)
+{
+    void *p = cd_malloc(n);
+
+    if (p == NULL && data != NULL)
+        ((struct msg_alloc_state *)data)->failed = 1;
+    return p;
+}
+
+static void
+msg_pb_free(void *data, void *p)
+{
+    (void)data;
+    cd_free(p);
+}
+
+static ProtobufCAllocator msg_pb_allocator = {msg_pb_alloc, msg_pb_free, NULL};
+
+/* ---- encoding ------------------------------------------------------------ */
+
+static size_t
+msg_varint_len(uint64_t v)
+{
+    size_t n = 1;
+
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static size_t
+msg_varint_put(uint8_t *p, uint64_t v)
+{
+    size_t n = 0;
+
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+/* Storage for one chunk of a body, per kind. Element arrays hold at most
+ * MSG_CHUNK entries; arrays of the caller's that need no conversion (queue
+ * names, backoff seconds) are borrowed whole. */
+union msg_chunk {
+    struct {
+        Cadre__Dispatch   d;
+        Cadre__NewJob    *p[MSG_CHUNK];
+        Cadre__NewJob     j[MSG_CHUNK];
+        Cadre__JobOptions o[MSG_CHUNK];
+    } dispatch;
+    struct {
+        Cadre__DispatchReply r;
+        ProtobufCBinaryData  ids[MSG_CHUNK];
+        protobuf_c_boolean   dup[MSG_CHUNK];
+    } dispatch_reply;
+    struct {
+        Cadre__Fetch    f;
+        Cadre__Outcome *p[MSG_CHUNK];
+        Cadre__Outcome  o[MSG_CHUNK];
+    } fetch;
+    struct {
+        Cadre__Jobs js;
+        Cadre__Job *p[MSG_CHUNK];
+        Cadre__Job  j[MSG_CHUNK];
+    } jobs;
+    struct {
+        Cadre__Wait         w;
+        ProtobufCBinaryData ids[MSG_CHUNK];
+    } wait;
+    struct {
+        Cadre__WaitReply  w;
+        Cadre__JobResult *p[MSG_CHUNK];
+        Cadre__JobResult  r[MSG_CHUNK];
+    } wait_reply;
+    Cadre__StatusRequest status_request;
+    struct {
+        Cadre__Status      s;
+        Cadre__QueueStats *p[MSG_CHUNK];
+        Cadre__QueueStats  q[MSG_CHUNK];
+    } status;
+    Cadre__Error error;
+};
+
+/* protobuf-c takes non-const pointers but only reads them when packing. */
+static char *
+msg_str(const char *s)
+{
+    return (char *)(s != NULL ? s : "");
+}
+
+static int
+msg_bytes_ok(const msg_bytes *b)
+{
+    return b->len == 0 || b->data != NULL;
+}
+
+static ProtobufCBinaryData
+msg_pb_bytes(const msg_bytes *b)
+{
+    ProtobufCBinaryData out = {b->len, (uint8_t *)b->data};
+
+    return out;
+}
+
+static ProtobufCBinaryData
+msg_pb_id(const cadre_job_id *id)
+{
+    ProtobufCBinaryData out = {MSG_ID_LEN, (uint8_t *)id->b};
+
+    return out;
+}
+
+/* A fixed-size char array is a string only if it holds a NUL. */
+static int
+msg_fixed_str_ok(const char *s, size_t cap)
+{
+    return memchr(s, '\0', cap) != NULL;
+}
+
+/* The number of repeated elements the body of m is chunked over. */
+static size_t
+msg_body_count(const struct msg *m)
+{
+    switch (m->kind) {
+    case MSG_DISPATCH:
+        return m->u.dispatch.jobs_n;
+    case MSG_DISPATCH_REPLY:
+        return m->u.dispatch_reply.ids_n;
+    case MSG_FETCH:
+        return m->u.fetch.outcomes_n;
+    case MSG_JOBS:
+        return m->u.jobs.jobs_n;
+    case MSG_WAIT:
+        return m->u.wait.ids_n;
+    case MSG_WAIT_REPLY:
+        return m->u.wait_reply.results_n;
+    case MSG_STATUS:
+        return m->u.status.queues_n;
+    default:
+        return 0;
+    }
+}
+
+/* The Envelope field number of each kind's body (protobuf-c's oneof case
+ * values are the field numbers). */
+static uint32_t
+msg_body_field(enum msg_kind kind)
+{
+    switch (kind) {
+    case MSG_DISPATCH:
+        return CADRE__ENVELOPE__BODY_DISPATCH;
+    case MSG_DISPATCH_REPLY:
+        return CADRE__ENVELOPE__BODY_DISPATCH_REPLY;
+    case MSG_FETCH:
+        return CADRE__ENVELOPE__BODY_FETCH;
+    case MSG_JOBS:
+        return CADRE__ENVELOPE__BODY_JOBS;
+    case MSG_WAIT:
+        return CADRE__ENVELOPE__BODY_WAIT;
+    case MSG_WAIT_REPLY:
+        return CADRE__ENVELOPE__BODY_WAIT_REPLY;
+    case MSG_STATUS_REQUEST:
+        return CADRE__ENVELOPE__BODY_STATUS_REQUEST;
+    case MSG_STATUS:
+        return CADRE__ENVELOPE__BODY_STATUS;
+    case MSG_ERROR:
+        return CADRE__ENVELOPE__BODY_ERROR;
+    default:
+        return 0;
+    }
+}
+
+static int
+msg_new_job_build(Cadre__NewJob *j, Cadre__JobOptions *o,
+                  const struct msg_new_job *in)
+{
+    const struct msg_job_opts *io = &in->opts;
+
+    if (!msg_bytes_ok(&in->payload) ||
+        (io->backoff_n > 0 && io->backoff_s == NULL))
+        return -1;
+    cadre__new_job__init(j);
+    cadre__job_options__init(o);
+    j->id = msg_pb_id(&in->id);
+    j->task = msg_str(in->task);
+    j->payload = msg_pb_bytes(&in->payload);
+    o->queue = msg_str(io->queue);
+    o->delay_ms = io->delay_ms;
+    o->run_at_ms = io->run_at_ms;
+    o->tries = io->tries;
+    o->n_backoff_s = io->backoff_n;
+    o->backoff_s = (uint32_t *)io->backoff_s;
+    o->retry_until_ms = io->retry_until_ms;
+    o->max_exceptions = io->max_exceptions;
+    o->timeout_ms = io->timeout_ms;
+    o->retry_after_ms = io->retry_after_ms;
+    j->opts = o;
+    return 0;
+}
+
+static int
+msg_outcome_build(Cadre__Outcome *o, const struct msg_outcome *in)
+{
+    if (in->kind < MSG_OUTCOME_NONE || in->kind > MSG_OUTCOME_RETURN ||
+        !msg_bytes_ok(&in->result))
+        return -1;
+    cadre__outcome__init(o);
+    o->id = msg_pb_id(&in->id);
+    o->kind = (Cadre__OutcomeKind)in->kind;
+    o->result = msg_pb_bytes(&in->result);
+    o->error_type = msg_str(in->error_type);
+    o->error = msg_str(in->error);
+    o->release_delay_ms = in->release_delay_ms;
+    o->lease = in->lease;
+    return 0;
+}
+
+static int
+msg_job_build(Cadre__Job *j, const struct msg_job *in)
+{
+    if (!msg_bytes_ok(&in->payload))
+        return -1;
+    cadre__job__init(j);
+    j->id = msg_pb_id(&in->id);
+    j->task = msg_str(in->task);
+    j->payload = msg_pb_bytes(&in->payload);
+    j->queue = msg_str(in->queue);
+    j->attempt = in->attempt;
+    j->timeout_ms = in->timeout_ms;
+    j->lease = in->lease;
+    return 0;
+}
+
+static int
+msg_job_result_build(Cadre__JobResult *r, const struct msg_job_result *in)
+{
+    if (in->status < CADRE_PENDING || in->status > CADRE_UNKNOWN ||
+        !msg_bytes_ok(&in->result))
+        return -1;
+    cadre__job_result__init(r);
+    r->id = msg_pb_id(&in->id);
+    r->status = (uint32_t)in->status;
+    r->attempts = in->attempts;
+    r->result = msg_pb_bytes(&in->result);
+    r->error_type = msg_str(in->error_type);
+    r->error = msg_str(in->error);
+    return 0;
+}
+
+static int
+msg_queue_stats_build(Cadre__QueueStats *q, const cadre_queue_stats *in)
+{
+    if (!msg_fixed_str_ok(in->name, sizeof(in->name)))
+        return -1;
+    cadre__queue_stats__init(q);
+    q->name = (char *)in->name;
+    q->ready = in->ready;
+    q->delayed = in->delayed;
+    q->reserved = in->reserved;
+    q->done = in->done;
+    q->failed = in->failed;
+    q->oldest_ready_age_ms = in->oldest_ready_age_ms;
+    return 0;
+}
+
+/* Builds into c the chunk of m's body that starts at element *pos and moves
+ * *pos past it. Scalars and borrowed arrays go into the first chunk only.
+ * Returns the message to pack, or NULL if m is invalid. */
+static const ProtobufCMessage *
+msg_chunk_build(const struct msg *m, size_t *pos, union msg_chunk *c)
+{
+    size_t start = *pos;
+    size_t n = msg_body_count(m);
+    size_t k = n - start < MSG_CHUNK ? n - start : MSG_CHUNK;
+    int    first = start == 0;
+
+    *pos = start + k;
+    switch (m->kind) {
+    case MSG_DISPATCH: {
+        const struct msg_dispatch *d = &m->u.dispatch;
+
+        if (n > 0 && d->jobs == NULL)
+            return NULL;
+        cadre__dispatch__init(&c->dispatch.d);
+        for (size_t i = 0; i < k; i++) {
+            if (msg_new_job_build(&c->dispatch.j[i], &c->dispatch.o[i],
+                                  &d->jobs[start + i]) != 0)
+                return NULL;
+            c->dispatch.p[i] = &c->dispatch.j[i];
+        }
+        c->dispatch.d.n_jobs = k;
+        c->dispatch.d.jobs = c->dispatch.p;
+        return &c->dispatch.d.base;
+    }
+    case MSG_DISPATCH_REPLY: {
+        const struct msg_dispatch_reply *d = &m->u.dispatch_reply;
+
+        if (n > 0 && d->ids == NULL)
+            return NULL;
+        cadre__dispatch_reply__init(&c->dispatch_reply.r);
+        for (size_t i = 0; i < k; i++) {
+            c->dispatch_reply.ids[i] = msg_pb_id(&d->ids[start + i]);
+            if (d->duplicate != NULL)
+                c->dispatch_reply.dup[i] = d->duplicate[start + i] != 0;
+        }
+        c->dispatch_reply.r.n_ids = k;
+        c->dispatch_reply.r.ids = c->dispatch_reply.ids;
+        if (d->duplicate != NULL) {
+            c->dispatch_reply.r.n_duplicate = k;
+            c->dispatch_reply.r.duplicate = c->dispatch_reply.dup;
+        }
+        return &c->dispatch_reply.r.base;
+    }
+    case MSG_FETCH: {
+        const struct msg_fetch *f = &m->u.fetch;
+
+        if ((n > 0 && f->outcomes == NULL) ||
+            (f->queues_n > 0 && f->queues == NULL))
+            return NULL;
+        cadre__fetch__init(&c->fetch.f);
+        if (first) {
+            for (size_t i = 0; i < f->queues_n; i++)
+                if (f->queues[i] == NULL)
+                    return NULL;
+            c->fetch.f.n_queues = f->queues_n;
+            c->fetch.f.queues = (char **)f->queues;
+            c->fetch.f.max = f->max;
+            c->fetch.f.wait_ms = f->wait_ms;
+            c->fetch.f.worker_id = f->worker_id;
+            c->fetch.f.stopping = f->stopping != 0;
+        }
+        for (size_t i = 0; i < k; i++) {
+            if (msg_outcome_build(&c->fetch.o[i], &f->outcomes[start + i]) != 0)
+                return NULL;
+            c->fetch.p[i] = &c->fetch.o[i];
+        }
+        c->fetch.f.n_outcomes = k;
+        c->fetch.f.outcomes = c->fetch.p;
+        return &c->fetch.f.base;
+    }
+    case MSG_JOBS: {
+        const struct msg_jobs *j = &m->u.jobs;
+
+        if (n > 0 && j->jobs == NULL)
+            return NULL;
+        cadre__jobs__init(&c->jobs.js);
+        for (size_t i = 0; i < k; i++) {
+            if (msg_job_build(&c->jobs.j[i], &j->jobs[start + i]) != 0)
+                return NULL;
+            c->jobs.p[i] = &c->jobs.j[i];
+        }
+        c->jobs.js.n_jobs = k;
+        c->jobs.js.jobs = c->jobs.p;
+        return &c->jobs.js.base;
+    }
+    case MSG_WAIT: {
+        const struct msg_wait *w = &m->u.wait;
+
+        if (n > 0 && w->ids == NULL)
+            return NULL;
+        cadre__wait__init(&c->wait.w);
+        if (first)
+            c->wait.w.timeout_ms = w->timeout_ms;
+        for (size_t i = 0; i < k; i++)
+            c->wait.ids[i] = msg_pb_id(&w->ids[start + i]);
+        c->wait.w.n_ids = k;
+        c->wait.w.ids = c->wait.ids;
+        return &c->wait.w.base;
+    }
+    case MSG_WAIT_REPLY: {
+        const struct msg_wait_reply *w = &m->u.wait_reply;
+
+        if (n > 0 && w->results == NULL)
+            return NULL;
+        cadre__wait_reply__init(&c->wait_reply.w);
+        for (size_t i = 0; i < k; i++) {
+            if (msg_job_result_build(&c->wait_reply.r[i],
+                                     &w->results[start + i]) != 0)
+                return NULL;
+            c->wait_reply.p[i] = &c->wait_reply.r[i];
+        }
+        c->wait_reply.w.n_results = k;
+        c->wait_reply.w.results = c->wait_reply.p;
+        return &c->wait_reply.w.base;
+    }
+    case MSG_STATUS_REQUEST:
+        cadre__status_request__init(&c->status_request);
+        return &c->status_request.base;
+    case MSG_STATUS: {
+        const cadre_status *s = &m->u.status;
+
+        if (n > 0 && s->queues == NULL)
+            return NULL;
+        cadre__status__init(&c->status.s);
+        if (first) {
+            if (!msg_fixed_str_ok(s->node_id, sizeof(s->node_id)) ||
+                !msg_fixed_str_ok(s->version, sizeof(s->version)))
+                return NULL;
+            c->status.s.node_id = (char *)s->node_id;
+            c->status.s.version = (char *)s->version;
+            c->status.s.uptime_ms = s->uptime_ms;
+            c->status.s.workers = s->workers;
+            c->status.s.workers_busy = s->workers_busy;
+            c->status.s.bad_frames = s->bad_frames;
+            c->status.s.commits = s->commits;
+        }
+        for (size_t i = 0; i < k; i++) {
+            if (msg_queue_stats_build(&c->status.q[i], &s->queues[start + i]) !=
+                0)
+                return NULL;
+            c->status.p[i] = &c->status.q[i];
+        }
+        c->status.s.n_queues = k;
+        c->status.s.queues = c->status.p;
+        return &c->status.s.base;
+    }
+    case MSG_ERROR:
+        /* Code 0 would read as success on the other side. */
+        if (m->u.error.code <= CADRE_OK || m->u.error.code >= CADRE_E_COUNT)
+            return NULL;
+        cadre__error__init(&c->error);
+        c->error.code = (uint32_t)m->u.error.code;
+        c->error.message = msg_str(m->u.error.message);
+        return &c->error.base;
+    default:
+        return NULL;
+    }
+}
+
+/* The Envelope's fields before the body: request_id. */
+static size_t
+msg_head_len(const struct msg *m)
+{
+    Cadre__Envelope e;
+
+    cadre__envelope__init(&e);
+    e.request_id = m->request_id;
+    return cadre__envelope__get_packed_size(&e);
+}
+
+static size_t
+msg_head_put(const struct msg *m, uint8_t *out)
+{
+    Cadre__Envelope e;
+
+    cadre__envelope__init(&e);
+    e.request_id = m->request_id;
+    return cadre__envelope__pack(&e, out);
+}
+
+/* Sums the packed size of every chunk of m's body into *len and returns the
+ * first chunk's message, or NULL if m is invalid. c holds that first chunk on
+ * return only when it is the only one (msg_body_count(m) <= MSG_CHUNK). */
+static const ProtobufCMessage *
+msg_body_len(const struct msg *m, union msg_chunk *c, size_t *len)
+{
+    const ProtobufCMessage *first, *pm;
+    size_t                  pos = 0, total, n = msg_body_count(m);
+
+    first = msg_chunk_build(m, &pos, c);
+    if (first == NULL)
+        return NULL;
+    total = protobuf_c_message_get_packed_size(first);
+    while (pos < n) {
+        pm = msg_chunk_build(m, &pos, c);
+        if (pm == NULL)
+            return NULL;
+        total += protobuf_c_message_get_packed_size(pm);
+    }
+    *len = total;
+    return first;
+}
+
+/* The total packed size given the body's size. */
+static size_t
+msg_total_len(const struct msg *m, size_t body_len)
+{
+    uint64_t tag = (uint64_t)msg_body_field(m->kind) << 3 | 2;
+
+    return msg_head_len(m) + msg_varint_len(tag) + msg_varint_len(body_len) +
+           body_len;
+}
+
+size_t
+msg_packed_size(const struct msg *m)
+{
+    union msg_chunk c;
+    size_t          body_len;
+
+    if (m == NULL || msg_body_field(m->kind) == 0 ||
+        msg_body_len(m, &c, &body_len) == NULL)
+        return 0;
+    return msg_total_len(m, body_len);
+}
+
+int
+msg_pack(const struct msg *m, uint8_t *buf, size_t cap, size_t *len)
+{
+    union msg_chunk         c;
+    const ProtobufCMessage *pm;
+    size_t                  body_len, total, off, pos, n;
+
+    if (m == NULL || msg_body_field(m->kind) == 0)
+        return CADRE_EINVAL;
+    pm = msg_body_len(m, &c, &body_len);
+    if (pm == NULL)
+        return CADRE_EINVAL;
+    total = msg_total_len(m, body_len);
+    if (total > cap)
+        return CADRE_ETOOBIG;
+    /* Sizes are known and checked: protobuf-c packs without bounds checks. */
+    off = msg_head_put(m, buf);
+    off +=
+        msg_varint_put(buf + off, (uint64_t)msg_body_field(m->kind) << 3 | 2);
+    off += msg_varint_put(buf + off, body_len);
+    n = msg_body_count(m);
+    if (n <= MSG_CHUNK) {
+        off += protobuf_c_message_pack(pm, buf + off); /* still built */
+    } else {
+        for (pos = 0; pos < n;) { /* validated by the size pass */
+            pm = msg_chunk_build(m, &pos, &c);
+            off += protobuf_c_message_pack(pm, buf + off);
+        }
+    }
+    if (off != total)
+        return CADRE_EINTERNAL; /* a bug: sizes and packing disagree */
+    *len = total;
+    return CADRE_OK;
+}
+
+/* ---- decoding ------------------------------------------------------------ */
+
+static int
+msg_id_get(const ProtobufCBinaryData *b, cadre_job_id *out)
+{
+    if (b->len != MSG_ID_LEN)
+        return CADRE_EPROTO;
+    memcpy(out->b, b->data, MSG_ID_LEN);
+    return CADRE_OK;
+}
+
+static msg_bytes
+msg_bytes_get(const ProtobufCBinaryData *b)
+{
+    msg_bytes out = {b->data, b->len};
+
+    return out;
+}
+
+/* Allocates n elements of size (none when n is 0). */
+static int
+msg_array_new(size_t n, size_t size, void **out)
+{
+    *out = NULL;
+    if (n == 0)
+        return CADRE_OK;
+    if (n > SIZE_MAX / size)
+        return CADRE_ENOMEM;
+    *out = cd_calloc(n, size);
+    return *out == NULL ? CADRE_ENOMEM : CADRE_OK;
+}
+
+/* Copies a display string into a fixed array, truncated if need be: the
+ * status strings are informational and a longer one is not an error. */
+static void
+msg_fixed_str_set(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+static int
+msg_dispatch_get(const Cadre__Dispatch *in, struct msg_dispatch *out)
+{
+    struct msg_new_job *jobs;
+    int                 rc;
+
+    /* Validate everything before allocating anything. */
+    for (size_t i = 0; i < in->n_jobs; i++)
+        if (in->jobs[i]->id.len != MSG_ID_LEN)
+            return CADRE_EPROTO;
+    rc = msg_array_new(in->n_jobs, sizeof(*jobs), (void **)&jobs);
+    if (rc != CADRE_OK)
+        return rc;
+    for (size_t i = 0; i < in->n_jobs; i++) {
+        const Cadre__NewJob     *j = in->jobs[i];
+        const Cadre__JobOptions *o = j->opts;
+
+        msg_id_get(&j->id, &jobs[i].id);
+        jobs[i].task = j->task;
+        jobs[i].payload = msg_bytes_get(&j->payload);
+        if (o != NULL) {
+            jobs[i].opts.queue = o->queue;
+            jobs[i].opts.delay_ms = o->delay_ms;
+            jobs[i].opts.run_at_ms = o->run_at_ms;
+            jobs[i].opts.tries = o->tries;
+            jobs[i].opts.backoff_s = o->backoff_s;
+            jobs[i].opts.backoff_n = o->n_backoff_s;
+            jobs[i].opts.retry_until_ms = o->retry_until_ms;
+            jobs[i].opts.max_exceptions = o->max_exceptions;
+            jobs[i].opts.timeout_ms = o->timeout_ms;
+            jobs[i].opts.retry_after_ms = o->retry_after_ms;
+        }
+    }
+    out->jobs = jobs;
+    out->jobs_n = in->n_jobs;
+    return CADRE_OK;
+}
+
+static int
+msg_dispatch_reply_get(const Cadre__DispatchReply *in,
+                       struct msg_dispatch_reply  *out)
+{
+    size_t        n = in->n_ids;
+    cadre_job_id *ids;
+    int           rc;
+
+    if (in->n_duplicate != 0 && in->n_duplicate != n)
+        return CADRE_EPROTO;
+    for (size_t i = 0; i < n; i++)
+        if (in->ids[i].len != MSG_ID_LEN)
+            return CADRE_EPROTO;
+    /* One block: the ids, then the flags (cadre_job_id is byte-aligned). */
+    rc = msg_array_new(n, sizeof(*ids) + (in->n_duplicate ? 1 : 0),
+                       (void **)&ids);
+    if (rc != CADRE_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        msg_id_get(&in->ids[i], &ids[i]);
+    out->duplicate = NULL;
+    if (in->n_duplicate != 0) {
+        out->duplicate = (uint8_t *)(ids + n);
+        for (size_t i = 0; i < n; i++)
+            out->duplicate[i] = in->duplicate[i] ? 1 : 0;
+    }
+    out->ids = ids;
+    out->ids_n = n;
+    return CADRE_OK;
+}
+
+static int
+msg_fetch_get(const Cadre__Fetch *in, struct msg_fetch *out)
+{
+    struct msg_outcome *os;
+    int                 rc;
+
+    for (size_t i = 0; i < in->n_outcomes; i++) {
+        const Cadre__Outcome *o = in->outcomes[i];
+
+        if (o->id.len != MSG_ID_LEN || (int)o->kind < MSG_OUTCOME_NONE ||
+            (int)o->kind > MSG_OUTCOME_RETURN)
+            return CADRE_EPROTO;
+    }
+    rc = msg_array_new(in->n_outcomes, sizeof(*os), (void **)&os);
+    if (rc != CADRE_OK)
+        return rc;
+    for (size_t i = 0; i < in->n_outcomes; i++) {
+        const Cadre__Outcome *o = in->outcomes[i];
+
+        msg_id_get(&o->id, &os[i].id);
+        os[i].kind = (int)o->kind;
+        os[i].result = msg_bytes_get(&o->result);
+        os[i].error_type = o->error_type;
+        os[i].error = o->error;
+        os[i].release_delay_ms = o->release_delay_ms;
+        os[i].lease = o->lease;
+    }
+    out->queues = (const char **)in->queues; /* borrowed whole */
+    out->queues_n = in->n_queues;
+    out->max = in->max;
+    out->wait_ms = in->wait_ms;
+    out->outcomes = os;
+    out->outcomes_n = in->n_outcomes;
+    out->worker_id = in->worker_id;
+    out->stopping = in->stopping != 0;
+    return CADRE_OK;
+}
+
+static int
+msg_jobs_get(const Cadre__Jobs *in, struct msg_jobs *out)
+{
+    struct msg_job *jobs;
+    int             rc;
+
+    for (size_t i = 0; i < in->n_jobs; i++)
+        if (in->jobs[i]->id.len != MSG_ID_LEN)
+            return CADRE_EPROTO;
+    rc = msg_array_new(in->n_jobs, sizeof(*jobs), (void **)&jobs);
+    if (rc != CADRE_OK)
+        return rc;
+    for (size_t i = 0; i < in->n_jobs; i++) {
+        const Cadre__Job *j = in->jobs[i];
+
+        msg_id_get(&j->id, &jobs[i].id);
+        jobs[i].task = j->task;
+        jobs[i].payload = msg_bytes_get(&j->payload);
+        jobs[i].queue = j->queue;
+        jobs[i].attempt = j->attempt;
+        jobs[i].timeout_ms = j->timeout_ms;
+        jobs[i].lease = j->lease;
+    }
+    out->jobs = jobs;
+    out->jobs_n = in->n_jobs;
+    return CADRE_OK;
+}
+
+static int
+msg_wait_get(const Cadre__Wait *in, struct msg_wait *out)
+{
+    cadre_job_id *ids;
+    int           rc;
+
+    for (size_t i = 0; i < in->n_ids; i++)
+        if (in->ids[i].len != MSG_ID_LEN)
+            return CADRE_EPROTO;
+    rc = msg_array_new(in->n_ids, sizeof(*ids), (void **)&ids);
+    if (rc != CADRE_OK)
+        return rc;
+    for (size_t i = 0; i < in->n_ids; i++)
+        msg_id_get(&in->ids[i], &ids[i]);
+    out->ids = ids;
+    out->ids_n = in->n_ids;
+    out->timeout_ms = in->timeout_ms;
+    return CADRE_OK;
+}
+
+static int
+msg_wait_reply_get(const Cadre__WaitReply *in, struct msg_wait_reply *out)
+{
+    struct msg_job_result *rs;
+    int                    rc;
+
+    for (size_t i = 0; i < in->n_results; i++) {
+        const Cadre__JobResult *r = in->results[i];
+
+        if (r->id.len != MSG_ID_LEN || r->status > CADRE_UNKNOWN)
+            return CADRE_EPROTO;
+    }
+    rc = msg_array_new(in->n_results, sizeof(*rs), (void **)&rs);
+    if (rc != CADRE_OK)
+        return rc;
+    for (size_t i = 0; i < in->n_results; i++) {
+        const Cadre__JobResult *r = in->results[i];
+
+        msg_id_get(&r->id, &rs[i].id);
+        rs[i].status = (int)r->status;
+        rs[i].attempts = r->attempts;
+        rs[i].result = msg_bytes_get(&r->result);
+        rs[i].error_type = r->error_type;
+        rs[i].error = r->error;
+    }
+    out->results = rs;
+    out->results_n = in->n_results;
+    return CADRE_OK;
+}
+
+/* cadre_status has fixed arrays: strings are copied (truncated), and the
+ * queues array is the one allocation (freed by msg_free). */
+static int
+msg_status_get(const Cadre__Status *in, cadre_status *out)
+{
+    cadre_queue_stats *qs;
+    int                rc;
+
+    rc = msg_array_new(in->n_queues, sizeof(*qs), (void **)&qs);
+    if (rc != CADRE_OK)
+        return rc;
+    for (size_t i = 0; i < in->n_queues; i++) {
+        const Cadre__QueueStats *q = in->queues[i];
+
+        msg_fixed_str_set(qs[i].name, sizeof(qs[i].name), q->name);
+        qs[i].ready = q->ready;
+        qs[i].delayed = q->delayed;
+        qs[i].reserved = q->reserved;
+        qs[i].done = q->done;
+        qs[i].failed = q->failed;
+        qs[i].oldest_ready_age_ms = q->oldest_ready_age_ms;
+    }
+    msg_fixed_str_set(out->node_id, sizeof(out->node_id), in->node_id);
+    msg_fixed_str_set(out->version, sizeof(out->version), in->version);
+    out->uptime_ms = in->uptime_ms;
+    out->workers = in->workers;
+    out->workers_busy = in->workers_busy;
+    out->bad_frames = in->bad_frames;
+    out->commits = in->commits;
+    out->queues = qs;
+    out->queues_n = in->n_queues;
+    return CADRE_OK;
+}
+
+static int
+msg_error_get(const Cadre__Error *in, struct msg_error *out)
+{
+    if (in->code == CADRE_OK || in->code >= CADRE_E_COUNT)
+        return CADRE_EPROTO;
+    out->code = (int)in->code;
+    out->message = in->message;
+    return CADRE_OK;
+}
+
+/* Fills out's body from e. Returns CADRE_EPROTO or CADRE_ENOMEM; nothing is
+ * left allocated on failure. */
+static int
+msg_body_get(const Cadre__Envelope *e, struct msg *out)
+{
+    switch (e->body_case) {
+    case CADRE__ENVELOPE__BODY_DISPATCH:
+        out->kind = MSG_DISPATCH;
+        return e->dispatch == NULL
+                   ? CADRE_EPROTO
+                   : msg_dispatch_get(e->dispatch, &out->u.dispatch);
+    case CADRE__ENVELOPE__BODY_DISPATCH_REPLY:
+        out->kind = MSG_DISPATCH_REPLY;
+        return e->dispatch_reply == NULL
+                   ? CADRE_EPROTO
+                   : msg_dispatch_reply_get(e->dispatch_reply,
+                                            &out->u.dispatch_reply);
+    case CADRE__ENVELOPE__BODY_FETCH:
+        out->kind = MSG_FETCH;
+        return e->fetch == NULL ? CADRE_EPROTO
+                                : msg_fetch_get(e->fetch, &out->u.fetch);
+    case CADRE__ENVELOPE__BODY_JOBS:
+        out->kind = MSG_JOBS;
+        return e->jobs == NULL ? CADRE_EPROTO
+                               : msg_jobs_get(e->jobs, &out->u.jobs);
+    case CADRE__ENVELOPE__BODY_WAIT:
+        out->kind = MSG_WAIT;
+        return e->wait == NULL ? CADRE_EPROTO
+                               : msg_wait_get(e->wait, &out->u.wait);
+    case CADRE__ENVELOPE__BODY_WAIT_REPLY:
+        out->kind = MSG_WAIT_REPLY;
+        return e->wait_reply == NULL
+                   ? CADRE_EPROTO
+                   : msg_wait_reply_get(e->wait_reply, &out->u.wait_reply);
+    case CADRE__ENVELOPE__BODY_STATUS_REQUEST:
+        out->kind = MSG_STATUS_REQUEST;
+        return e->status_request == NULL ? CADRE_EPROTO : CADRE_OK;
+    case CADRE__ENVELOPE__BODY_STATUS:
+        out->kind = MSG_STATUS;
+        return e->status == NULL ? CADRE_EPROTO
+                                 : msg_status_get(e->status, &out->u.status);
+    case CADRE__ENVELOPE__BODY_ERROR:
+        out->kind = MSG_ERROR;
+        return e->error == NULL ? CADRE_EPROTO
+                                : msg_error_get(e->error, &out->u.error);
+    default:
+        return CADRE_EPROTO; /* no body, or one this build does not know */
+    }
+}
+
+int
+msg_unpack(const uint8_t *buf, size_t len, struct msg *m)
+{
+    struct msg_alloc_state st = {0};
+    ProtobufCAllocator     a = {msg_pb_alloc, msg_pb_free, &st};
+    Cadre__Envelope       *e;
+    struct msg             out;
+    int                    rc;
+
+    memset(m, 0, sizeof(*m)); /* so that msg_free is safe after a failure */
+    if (buf == NULL && len > 0)
+        return CADRE_EPROTO;
+    e = cadre__envelope__unpack(&a, len, buf);
+    if (e == NULL)
+        return st.failed ? CADRE_ENOMEM : CADRE_EPROTO;
+    memset(&out, 0, sizeof(out));
+    out.request_id = e->request_id;
+    rc = msg_body_get(e, &out);
+    if (rc != CADRE_OK) {
+        cadre__envelope__free_unpacked(e, &msg_pb_allocator);
+        return rc;
+    }
+    out.owner_ = e;
+    *m = out;
+    return CADRE_OK;
+}
+
+void
+msg_free(struct msg *m)
+{
+    if (m == NULL)
+        return;
+    /* Only decoded messages own anything; one built for encoding borrows
+     * from its caller and has no owner_. */
+    if (m->owner_ != NULL) {
+        switch (m->kind) {
+        case MSG_DISPATCH:
+            cd_free(m->u.dispatch.jobs);
+            break;
+        case MSG_DISPATCH_REPLY:
+            cd_free(m->u.dispatch_reply.ids); /* duplicate shares the block */
+            break;
+        case MSG_FETCH:
+            cd_free(m->u.fetch.outcomes);
+            break;
+        case MSG_JOBS:
+            cd_free(m->u.jobs.jobs);
+            break;
+        case MSG_WAIT:
+            cd_free(m->u.wait.ids);
+            break;
+        case MSG_WAIT_REPLY:
+            cd_free(m->u.wait_reply.results);
+            break;
+        case MSG_STATUS:
+            cd_free(m->u.status.queues);
+            break;
+        default:
+            break;
+        }
+        cadre__envelope__free_unpacked(m->owner_, &msg_pb_allocator);
+    }
+    memset(m, 0, sizeof(*m));
+}
+
+const char *
+msg_kind_name(enum msg_kind kind)
+{
+    switch (kind) {
+    case MSG_NONE:
+        return "none";
+    case MSG_DISPATCH:
+        return "dispatch";
+    case MSG_DISPATCH_REPLY:
+        return "dispatch_reply";
+    case MSG_FETCH:
+        return "fetch";
+    case MSG_JOBS:
+        return "jobs";
+    case MSG_WAIT:
+        return "wait";
+    case MSG_WAIT_REPLY:
+        return "wait_reply";
+    case MSG_STATUS_REQUEST:
+        return "status_request";
+    case MSG_STATUS:
+        return "status";
+    case MSG_ERROR:
+        return "error";
+    }
+    return "unknown";
+}
