@@ -96,7 +96,10 @@ int  store_sync(store *s, cd_err *err);
 int  store_txn_begin(store *s, int rdonly, store_txn **out, cd_err *err);
 /* Commits and frees txn. Returns CADRE_EFULL (map or disk full), CADRE_EIO;
  * on error nothing of the txn is kept and the in-memory counters are as
- * before it. */
+ * before it. A write operation that failed with anything but
+ * CADRE_ENOTFOUND or CADRE_EINVAL may have written part of its work: the txn
+ * is then spent (later writes and the commit return that error); abort it.
+ * CADRE_ENOTFOUND, CADRE_EINVAL and duplicates write nothing. */
 int  store_txn_commit(store_txn *txn, cd_err *err);
 void store_txn_abort(store_txn *txn); /* accepts NULL */
 
@@ -104,6 +107,7 @@ void store_txn_abort(store_txn *txn); /* accepts NULL */
  * available_at_ms > now_ms, else READY; seq is assigned. If a job, result or
  * failed record with this id exists, nothing is written and *duplicate = 1.
  * The store copies what it needs; job is not modified but for state/seq.
+ * A NULL or empty queue is stored as "default"; created_at_ms 0 as now_ms.
  * Returns CADRE_EFULL, CADRE_EIO, CADRE_EINVAL (queue name too long). */
 int store_job_add(store_txn *txn, struct store_job *job, uint64_t now_ms,
                   int *duplicate, cd_err *err);
@@ -116,7 +120,7 @@ int store_job_get(store_txn *txn, const cadre_job_id *id,
  * queue in FIFO order (write txn). Each becomes RESERVED with attempts + 1,
  * reserved_until_ms = now_ms + (opts.retry_after_ms or retry_after_ms) and a
  * fresh lease. out (max entries, caller storage) receives copies; *out_n
- * their count. */
+ * their count. On error out holds nothing to free. */
 int store_reserve(store_txn *txn, const char *const *queues, size_t queues_n,
                   size_t max, uint64_t now_ms, uint64_t retry_after_ms,
                   struct store_job *out, size_t *out_n, cd_err *err);
@@ -125,23 +129,29 @@ int store_reserve(store_txn *txn, const char *const *queues, size_t queues_n,
  * moving its index entries from the stored record's state (write txn). Used
  * for releases, retries and lease extensions. A READY job keeps its seq if
  * it has one, so a returned job keeps its place; pass seq = 0 to put it at
- * the back. Returns CADRE_ENOTFOUND if the job is not pending. */
+ * the back (job->seq receives the new one). job is written as a whole, so it
+ * must be a full record (from store_job_get, store_reserve, store_expired).
+ * Returns CADRE_ENOTFOUND if the job is not pending, CADRE_EINVAL for
+ * another state. */
 int store_job_save(store_txn *txn, struct store_job *job, cd_err *err);
 
-/* Finishes a pending job as DONE (result kept for result_ttl_ms) or FAILED
- * (moved to the failed-job store with error_type/error), according to
- * job->state, and bumps the queue's done/failed total. Returns
- * CADRE_ENOTFOUND if the job is not pending. */
+/* Finishes a pending job as DONE (result kept for result_ttl_ms, without the
+ * payload) or FAILED (moved to the failed-job store with error_type/error and
+ * the payload), according to job->state, and bumps the queue's done/failed
+ * total. job->finished_at_ms is set to now_ms if 0. Returns
+ * CADRE_ENOTFOUND if the job is not pending, CADRE_EINVAL for another
+ * state. */
 int store_job_finish(store_txn *txn, struct store_job *job, uint64_t now_ms,
                      cd_err *err);
 
-/* Moves delayed jobs due at or before now_ms to READY (at most max); *moved
- * receives the count. */
+/* Moves delayed jobs due at or before now_ms to READY (at most max), each at
+ * the back of its queue (a fresh seq); *moved receives the count. */
 int store_promote_due(store_txn *txn, uint64_t now_ms, size_t max,
                       size_t *moved, cd_err *err);
 
 /* Copies up to max reserved jobs whose deadline is at or before now_ms into
- * out (caller storage); the caller decides (node/policy) and saves them. */
+ * out (caller storage), earliest first; the caller decides (node/policy) and
+ * saves them. Read or write txn. */
 int store_expired(store_txn *txn, uint64_t now_ms, struct store_job *out,
                   size_t max, size_t *out_n, cd_err *err);
 
@@ -150,8 +160,9 @@ int store_next_times(store_txn *txn, uint64_t *next_due_ms,
                      uint64_t *next_deadline_ms, cd_err *err);
 
 /* The outcome of a job: CADRE_PENDING (pending record), CADRE_DONE (result
- * record), CADRE_FAILED (failed store), CADRE_UNKNOWN. out is filled for
- * DONE/FAILED (result, error); free with store_job_fini. */
+ * record), CADRE_FAILED (failed store), CADRE_UNKNOWN. out (may be NULL) is
+ * filled for DONE/FAILED (result, error), untouched otherwise; free with
+ * store_job_fini. */
 int store_outcome(store_txn *txn, const cadre_job_id *id, int *status,
                   struct store_job *out, cd_err *err);
 
@@ -161,8 +172,9 @@ int store_prune_results(store_txn *txn, uint64_t now_ms, size_t max,
 
 /* Per-queue counts (in memory; no txn needed). Counts include the changes of
  * the open write txn; an abort or failed commit restores them. *out is
- * an array the caller frees with cd_free; oldest_ready_age_ms is computed
- * against now_ms. */
+ * an array the caller frees with cd_free, sorted by name;
+ * oldest_ready_age_ms is now_ms minus the created_at_ms of the job at the
+ * head of the queue (the next to be reserved). */
 int store_stats(store *s, uint64_t now_ms, cadre_queue_stats **out,
                 size_t *out_n, cd_err *err);
 
