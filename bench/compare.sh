@@ -10,7 +10,8 @@
 # Env:   BUILD=build   build dir holding cadre, demo.so, bench/*
 #        N=20000       jobs per dispatch and end-to-end run
 #        NBULK=100000  jobs per bulk run
-#        NSLOW=N/4     jobs per run bound by one fsync per job (1 client;
+#        NSLOW=N/4     jobs per run bound by one fsync per job (1 client or
+#                      1 producer;
 #                      beanstalkd -f 0), to keep the total near 1-2 minutes
 #        REPEAT=1      runs per figure; the best is kept (the machine may be
 #                      busy: 2 CPUs shared with the clients)
@@ -154,7 +155,7 @@ run_beanstalk() {
     record beanstalk "$cfg" put8 "$BB" 127.0.0.1 "$BS_PORT" "$n" put 8
     record beanstalk "$cfg" bulk "$BB" 127.0.0.1 "$BS_PORT" "$nbulk" pipeline
     if [ "$slow" = 0 ]; then
-        record beanstalk "$cfg" e2e1 "$BB" 127.0.0.1 "$BS_PORT" "$N" e2e 1 2
+        record beanstalk "$cfg" e2e1 "$BB" 127.0.0.1 "$BS_PORT" "$NSLOW" e2e 1 2
         record beanstalk "$cfg" e2e8 "$BB" 127.0.0.1 "$BS_PORT" "$N" e2e 8 2
     fi
     stop "$BS_PID"
@@ -201,7 +202,7 @@ run_cadre() {
     fi
     echo "cadre ($cfg, 2 workers)..." >&2
     if start_node "node-$sync-e2e" --sync "$sync" --workers 2 --plugin "$DEMO"; then
-        record cadre "$cfg" e2e1 "$BC" "$NODE_URL" "$NODE_KEY" "$N" e2e 1 2
+        record cadre "$cfg" e2e1 "$BC" "$NODE_URL" "$NODE_KEY" "$NSLOW" e2e 1 2
         record cadre "$cfg" e2e8 "$BC" "$NODE_URL" "$NODE_KEY" "$N" e2e 8 2
         stop "$NODE_PID"
     fi
@@ -240,7 +241,7 @@ row() {
 }
 
 echo
-echo "jobs/s; N=$N per run (1 client and fsync-each peer: $NSLOW; bulk: $NBULK);" \
+echo "jobs/s; N=$N per run (1 client, 1 producer, fsync-each peer: $NSLOW; bulk: $NBULK);" \
     "$(nproc) CPUs; disk: $FSYNC_LINE"
 printf '%-52s | %-20s | %-24s | %s\n' workload cadre "peer (beanstalkd)" ratio
 printf '%s\n' "-----------------------------------------------------+----------------------+--------------------------+------"

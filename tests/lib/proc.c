@@ -5,6 +5,7 @@
 #include "tests/lib/proc.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -337,12 +338,50 @@ proc_slot_reap(struct proc_slot *s, int timeout_ms)
     return true;
 }
 
-/* SIGKILLs what is left of s's process group. Only called right after the
- * leader was reaped by us, or while members keep the group id alive. */
+/* Counts the live (not zombie) members of process group pgid by scanning
+ * /proc: orphans of a killed node linger as zombies when PID 1 is slow to
+ * reap them, and those need no signal. */
+static int
+proc_group_live(pid_t pgid)
+{
+    DIR           *d = opendir("/proc");
+    struct dirent *e;
+    int            live = 0;
+
+    if (d == NULL)
+        return kill(-pgid, 0) == 0 ? 1 : 0;
+    while ((e = readdir(d)) != NULL) {
+        char  path[300], stat[512], state;
+        FILE *f;
+        char *rp;
+        int   ppid, pgrp;
+
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+        f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        if (fgets(stat, sizeof(stat), f) == NULL)
+            stat[0] = '\0';
+        fclose(f);
+        rp = strrchr(stat, ')');
+        if (rp != NULL &&
+            sscanf(rp + 1, " %c %d %d", &state, &ppid, &pgrp) == 3 &&
+            pgrp == (int)pgid && state != 'Z' && state != 'X')
+            live++;
+    }
+    closedir(d);
+    return live;
+}
+
+/* SIGKILLs what is left of s's process group; true if anything was. Only
+ * called once the leader is reaped by us: the group id then stays unused
+ * by others while members keep it alive. */
 static bool
 proc_slot_kill_group(struct proc_slot *s)
 {
-    if (kill(-s->pid, 0) != 0)
+    if (proc_group_live(s->pid) == 0)
         return false;
     kill(-s->pid, SIGKILL);
     return true;
@@ -387,10 +426,10 @@ proc_kill_all(void)
     }
     pthread_mutex_unlock(&proc_registry_mu);
     for (s = proc_registry; s != NULL; s = s->next) {
-        bool was_running = !s->reaped;
         proc_slot_reap(s, -1);
-        if (proc_slot_kill_group(s) || was_running)
-            fprintf(stderr, "proc: killed process group %d\n", (int)s->pid);
+        if (proc_slot_kill_group(s))
+            fprintf(stderr, "proc: killed what was left of process group %d\n",
+                    (int)s->pid);
     }
 }
 
