@@ -10,10 +10,12 @@ function(cadre_module name)
   endif()
 endfunction()
 
-# cadre_test(NAME SOURCE LIBS... [LABELS l]): a test program run by ctest.
+# cadre_test(NAME SOURCE [MORE_SOURCES...] LIBS libs... [LABELS l] [TIMEOUT s]):
+# a test program run by ctest.
 function(cadre_test name src)
   cmake_parse_arguments(T "" "TIMEOUT" "LIBS;LABELS" ${ARGN})
-  add_executable(${name} ${src} ${PROJECT_SOURCE_DIR}/tests/lib/tap.c)
+  add_executable(${name} ${src} ${T_UNPARSED_ARGUMENTS}
+                 ${PROJECT_SOURCE_DIR}/tests/lib/tap.c)
   target_link_libraries(${name} PRIVATE ${T_LIBS})
   add_test(NAME ${name} COMMAND ${name})
   if(NOT T_TIMEOUT)

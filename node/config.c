@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -304,8 +305,16 @@ config_load(struct node_config *cfg, int argc, char **argv, int *help,
     rc = config_read_flags(cfg, argc, argv, help, err);
     if (rc != CADRE_OK || *help)
         return rc;
-    cd_data_dir(cfg->data_dir[0] ? cfg->data_dir : NULL, cfg->data_dir,
-                sizeof(cfg->data_dir));
+    {
+        char given[CONFIG_STR_MAX];
+
+        snprintf(given, sizeof(given), "%s", cfg->data_dir);
+        cd_data_dir(given[0] ? given : NULL, cfg->data_dir,
+                    sizeof(cfg->data_dir));
+    }
+    if (cfg->node_id[0] == '\0' &&
+        gethostname(cfg->node_id, sizeof(cfg->node_id) - 1) != 0)
+        snprintf(cfg->node_id, sizeof(cfg->node_id), "node");
     return CADRE_OK;
 }
 

@@ -37,7 +37,7 @@ struct node {
     uv_timer_t                tick;
     uv_signal_t               sigterm, sigint;
     int                       lock_fd;
-    char                      url[256];
+    char                      url[CONFIG_STR_MAX];
     char                      key_path[CONFIG_STR_MAX + 32];
     char                      worker_key_path[CONFIG_STR_MAX + 32];
     struct wire_keyring       ring;
@@ -216,7 +216,7 @@ node_dispatch(struct node *n, struct turn *t, struct api_req *r, int role,
                             .kind = MSG_DISPATCH_REPLY};
     cadre_job_id  *ids = NULL;
     uint8_t       *dup = NULL;
-    char           why[256];
+    char           why[CD_ERR_MSG_MAX];
     cd_err         err;
     int            rc = CADRE_OK;
 
