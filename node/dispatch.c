@@ -11,6 +11,10 @@
 
 #define DISPATCH_MAX_BATCH 1024
 #define DISPATCH_WORKER_TTL_MS 30000
+/* A live worker always has a fetch pending or sends one within its wait
+ * (1 s by default): one silent for longer than this holds nothing we wait
+ * for at shutdown. */
+#define DISPATCH_LIVE_MS 5000
 
 struct parked {
     struct api_req *req;
@@ -419,8 +423,9 @@ dispatch_get_stats(struct dispatch *d, uint64_t now_mono_ms,
     for (size_t i = 0; i < d->workers_n;) {
         struct dworker *w = &d->workers[i];
 
-        if (w->seen_mono_ms + DISPATCH_WORKER_TTL_MS < now_mono_ms &&
-            w->held == 0) {
+        /* A worker silent this long is gone; the leases of what it held
+         * expire on their own. */
+        if (w->seen_mono_ms + DISPATCH_WORKER_TTL_MS < now_mono_ms) {
             *w = d->workers[--d->workers_n];
             continue;
         }
@@ -434,11 +439,12 @@ dispatch_get_stats(struct dispatch *d, uint64_t now_mono_ms,
 }
 
 uint64_t
-dispatch_held(const struct dispatch *d)
+dispatch_held(const struct dispatch *d, uint64_t now_mono_ms)
 {
     uint64_t held = 0;
 
     for (size_t i = 0; i < d->workers_n; i++)
-        held += d->workers[i].held;
+        if (d->workers[i].seen_mono_ms + DISPATCH_LIVE_MS >= now_mono_ms)
+            held += d->workers[i].held;
     return held;
 }

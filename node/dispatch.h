@@ -53,7 +53,8 @@ int dispatch_expire_leases(struct dispatch *d, struct turn *t, cd_err *err);
 
 void dispatch_get_stats(struct dispatch *d, uint64_t now_mono_ms,
                         struct dispatch_stats *st);
-/* Jobs handed out in this process and not yet reported. */
-uint64_t dispatch_held(const struct dispatch *d);
+/* Jobs handed out in this process and not yet reported by workers that are
+ * still alive (heard from in the last few seconds). */
+uint64_t dispatch_held(const struct dispatch *d, uint64_t now_mono_ms);
 
 #endif

@@ -464,7 +464,7 @@ node_finish(struct node *n)
 static void
 node_check_stop(struct node *n, uint64_t mono)
 {
-    int held = dispatch_held(n->dispatch) > 0;
+    int held = dispatch_held(n->dispatch, mono) > 0;
     int alive = pool_alive(n->pool) > 0;
 
     if (!alive && !held) {

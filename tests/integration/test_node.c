@@ -326,6 +326,60 @@ TEST(sigterm_lets_running_jobs_finish)
     stop();
 }
 
+/* The pids of the node's children (its supervised workers). */
+static int
+worker_pids(pid_t node_pid, pid_t *out, int max)
+{
+    char  path[64];
+    FILE *f;
+    int   n = 0;
+    long  pid;
+
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)node_pid,
+             (int)node_pid);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    while (n < max && fscanf(f, "%ld", &pid) == 1)
+        out[n++] = (pid_t)pid;
+    fclose(f);
+    return n;
+}
+
+/* A worker SIGKILLed mid-job: the pool replaces it and the job runs again
+ * after retry_after (2 s here), on the new worker. Only the test's own
+ * node's children are signalled. */
+TEST(killed_worker_is_replaced_and_its_job_reruns)
+{
+    cadre_job_opts opts = {.tries = 3};
+    cadre_job_id id;
+    cadre_outcome o;
+    pid_t        before[4], after[4];
+    int          nb, na = 0;
+    uint64_t     t0;
+
+    REQUIRE(start("1", "default", NULL) == 0);
+    REQUIRE_EQ(cadre_dispatch(client, "sleep", "1500", 4, &opts, &id),
+               CADRE_OK);
+    cd_sleep_ms(400);
+    nb = worker_pids(node.pid, before, 4);
+    REQUIRE_EQ(nb, 1);
+    t0 = cd_mono_ms();
+    REQUIRE(kill(before[0], SIGKILL) == 0);
+    REQUIRE_EQ(cadre_wait(client, &id, 1, 15000, &o), CADRE_OK);
+    CHECK_EQ(o.status, CADRE_DONE);
+    CHECK_EQ(o.attempts, 2);
+    CHECK(cd_mono_ms() - t0 >= 1500); /* retry_after, then the sleep */
+    cadre_outcome_fini(&o);
+    for (int i = 0; i < 50 && na != 1; i++) {
+        na = worker_pids(node.pid, after, 4);
+        cd_sleep_ms(100);
+    }
+    CHECK_EQ(na, 1);
+    CHECK(after[0] != before[0]);
+    stop();
+}
+
 int
 main(void)
 {
@@ -337,5 +391,6 @@ main(void)
             T(status_counts_and_bulk),
             T(second_node_on_same_data_dir_is_refused),
             T(bad_flags_and_unwritable_data_dir),
-            T(sigterm_lets_running_jobs_finish));
+            T(sigterm_lets_running_jobs_finish),
+            T(killed_worker_is_replaced_and_its_job_reruns));
 }
