@@ -46,7 +46,7 @@ cli_conn_flag(struct cli_conn *c, int argc, char **argv, int *i)
     int                      missing;
 
     for (int k = 0; k < 4; k++) {
-        const char        *v = cli_flag_value(names[k], argc, argv, i, &missing);
+        const char *v = cli_flag_value(names[k], argc, argv, i, &missing);
         unsigned long long ms;
 
         if (missing)

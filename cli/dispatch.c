@@ -26,19 +26,20 @@ struct dispatch_args {
 static void
 dispatch_usage(FILE *f)
 {
-    fprintf(f,
-            "usage: cadre dispatch TASK [PAYLOAD|-] [FLAGS]\n\n"
-            "Dispatches a job; prints its id, or with --wait its result.\n"
-            "PAYLOAD - reads the payload from stdin.\n\nflags:\n"
-            "  --queue Q          queue (default \"default\")\n"
-            "  --delay MS         not before MS from now\n"
-            "  --tries N          attempts before the job fails\n"
-            "  --backoff S[,S..]  seconds between attempts; last repeats\n"
-            "  --timeout MS       handler time limit\n"
-            "  --count N          dispatch N copies (bulk) and print a summary\n"
-            "  --wait             wait for the outcome(s); exit 1 if any failed\n"
-            "  --wait-timeout MS  how long --wait waits (default 60000)\n"
-            "  --json             print JSON\n" CLI_CONN_HELP);
+    fprintf(
+        f,
+        "usage: cadre dispatch TASK [PAYLOAD|-] [FLAGS]\n\n"
+        "Dispatches a job; prints its id, or with --wait its result.\n"
+        "PAYLOAD - reads the payload from stdin.\n\nflags:\n"
+        "  --queue Q          queue (default \"default\")\n"
+        "  --delay MS         not before MS from now\n"
+        "  --tries N          attempts before the job fails\n"
+        "  --backoff S[,S..]  seconds between attempts; last repeats\n"
+        "  --timeout MS       handler time limit\n"
+        "  --count N          dispatch N copies (bulk) and print a summary\n"
+        "  --wait             wait for the outcome(s); exit 1 if any failed\n"
+        "  --wait-timeout MS  how long --wait waits (default 60000)\n"
+        "  --json             print JSON\n" CLI_CONN_HELP);
 }
 
 static int
@@ -147,8 +148,7 @@ static void
 dispatch_print_outcome(const struct dispatch_args *a, const cadre_job_id *id,
                        const cadre_outcome *o)
 {
-    static const char *const names[] = {"pending", "done", "failed",
-                                        "unknown"};
+    static const char *const names[] = {"pending", "done", "failed", "unknown"};
     char                     text[40];
 
     cadre_job_id_format(id, text);
@@ -162,8 +162,8 @@ dispatch_print_outcome(const struct dispatch_args *a, const cadre_job_id *id,
                     o->error ? o->error : "");
         return;
     }
-    printf("{\"id\":\"%s\",\"status\":\"%s\",\"attempts\":%u,\"result\":",
-           text, names[o->status & 3], o->attempts);
+    printf("{\"id\":\"%s\",\"status\":\"%s\",\"attempts\":%u,\"result\":", text,
+           names[o->status & 3], o->attempts);
     cli_json_str(stdout, (const char *)o->result, o->result_len);
     printf(",\"error_type\":");
     cli_json_str(stdout, o->error_type ? o->error_type : "",

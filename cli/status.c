@@ -48,8 +48,8 @@ status_print_table(const cadre_status *s)
            s->node_id[0] ? s->node_id : "-", s->version,
            (unsigned long long)(s->uptime_ms / 1000), s->workers,
            s->workers_busy, (unsigned long long)s->bad_frames);
-    printf("%-20s %10s %10s %10s %10s %10s %10s\n", "QUEUE", "READY",
-           "DELAYED", "RESERVED", "DONE", "FAILED", "WAIT_MS");
+    printf("%-20s %10s %10s %10s %10s %10s %10s\n", "QUEUE", "READY", "DELAYED",
+           "RESERVED", "DONE", "FAILED", "WAIT_MS");
     for (size_t i = 0; i < s->queues_n; i++) {
         const cadre_queue_stats *q = &s->queues[i];
 

@@ -22,13 +22,13 @@
 #define CLIENT_WAIT_SLACK_MS 5000
 
 struct cadre_client {
-    nng_socket          sock;
-    nng_dialer          dialer;
-    char                url[512];
-    struct wire_sender  sender;
-    struct wire_keyring ring;
-    uint32_t            timeout_ms;
-    size_t              max_frame;
+    nng_socket           sock;
+    nng_dialer           dialer;
+    char                 url[512];
+    struct wire_sender   sender;
+    struct wire_keyring  ring;
+    uint32_t             timeout_ms;
+    size_t               max_frame;
     atomic_uint_fast64_t next_request;
 };
 
@@ -126,8 +126,8 @@ cadre_client_open(const cadre_client_opts *opts, cadre_client **out,
         goto fail;
     }
     cd_url(opts->url, c->url, sizeof(c->url));
-    c->timeout_ms = opts->timeout_ms ? opts->timeout_ms
-                                     : CLIENT_TIMEOUT_DEFAULT_MS;
+    c->timeout_ms =
+        opts->timeout_ms ? opts->timeout_ms : CLIENT_TIMEOUT_DEFAULT_MS;
     c->max_frame = WIRE_MAX_DEFAULT;
     wire_sender_init(&c->sender, KEYS_ROLE_CLIENT, &key, 0);
     c->ring.has[KEYS_ROLE_CLIENT] = 1;
@@ -175,8 +175,7 @@ client_seal(cadre_client *c, const struct msg *req, nng_msg **out, cd_err *err)
                           size, c->max_frame);
     if (nng_msg_alloc(&m, size) != 0)
         return cd_err_set(err, CADRE_ENOMEM, "out of memory");
-    rc = wire_seal(&c->sender, req, nng_msg_body(m), size, c->max_frame,
-                   &len);
+    rc = wire_seal(&c->sender, req, nng_msg_body(m), size, c->max_frame, &len);
     if (rc != CADRE_OK) {
         nng_msg_free(m);
         return cd_err_set(err, rc, "seal request: %s", cadre_strerror(rc));
@@ -317,8 +316,8 @@ cadre_dispatch_bulk(cadre_client *c, const cadre_job_spec *jobs, size_t n,
     req.u.dispatch.jobs = nj;
     req.u.dispatch.jobs_n = n;
     rc = client_call(c, &req, c->timeout_ms, &rep, &err);
-    if (rc == CADRE_OK && (rep.kind != MSG_DISPATCH_REPLY ||
-                           rep.u.dispatch_reply.ids_n != n)) {
+    if (rc == CADRE_OK &&
+        (rep.kind != MSG_DISPATCH_REPLY || rep.u.dispatch_reply.ids_n != n)) {
         rc = cd_err_set(&err, CADRE_EPROTO, "unexpected dispatch reply");
     }
     if (rc == CADRE_OK)
@@ -336,8 +335,7 @@ cadre_dispatch_bulk(cadre_client *c, const cadre_job_spec *jobs, size_t n,
 
 int
 cadre_dispatch(cadre_client *c, const char *task, const void *payload,
-               size_t payload_len, const cadre_job_opts *opts,
-               cadre_job_id *id)
+               size_t payload_len, const cadre_job_opts *opts, cadre_job_id *id)
 {
     cadre_job_spec spec = {task, payload, payload_len, opts};
 
@@ -389,10 +387,10 @@ cadre_wait(cadre_client *c, const cadre_job_id *ids, size_t n,
     req.u.wait.ids = (cadre_job_id *)ids;
     req.u.wait.ids_n = n;
     req.u.wait.timeout_ms = (uint32_t)timeout_ms;
-    rc = client_call(c, &req, (uint32_t)timeout_ms + CLIENT_WAIT_SLACK_MS,
-                     &rep, &err);
-    if (rc == CADRE_OK && (rep.kind != MSG_WAIT_REPLY ||
-                           rep.u.wait_reply.results_n != n)) {
+    rc = client_call(c, &req, (uint32_t)timeout_ms + CLIENT_WAIT_SLACK_MS, &rep,
+                     &err);
+    if (rc == CADRE_OK &&
+        (rep.kind != MSG_WAIT_REPLY || rep.u.wait_reply.results_n != n)) {
         msg_free(&rep);
         rc = cd_err_set(&err, CADRE_EPROTO, "unexpected wait reply");
     }
@@ -412,7 +410,8 @@ cadre_wait(cadre_client *c, const cadre_job_id *ids, size_t n,
         return client_fail(&err);
     }
     if (!final) {
-        cd_err_set(&err, CADRE_ETIMEDOUT, "wait: jobs still pending after %llu ms",
+        cd_err_set(&err, CADRE_ETIMEDOUT,
+                   "wait: jobs still pending after %llu ms",
                    (unsigned long long)timeout_ms);
         return client_fail(&err);
     }

@@ -5,9 +5,9 @@
 
 #include <stdint.h>
 
-uint64_t cd_now_ms(void);      /* Unix ms, plus the test offset */
-uint64_t cd_mono_ms(void);     /* CLOCK_MONOTONIC ms */
-uint64_t cd_mono_us(void);     /* CLOCK_MONOTONIC µs */
+uint64_t cd_now_ms(void);  /* Unix ms, plus the test offset */
+uint64_t cd_mono_ms(void); /* CLOCK_MONOTONIC ms */
+uint64_t cd_mono_us(void); /* CLOCK_MONOTONIC µs */
 void     cd_sleep_ms(uint64_t ms);
 
 #endif

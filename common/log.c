@@ -38,9 +38,9 @@ cd_log_init(const char *name)
     static const struct {
         const char *name;
         int         level;
-    } levels[] = {{"err", CD_LOG_LEVEL_ERR},       {"error", CD_LOG_LEVEL_ERR},
-                  {"warn", CD_LOG_LEVEL_WARN},     {"notice", CD_LOG_LEVEL_NOTICE},
-                  {"info", CD_LOG_LEVEL_INFO},     {"debug", CD_LOG_LEVEL_DEBUG}};
+    } levels[] = {{"err", CD_LOG_LEVEL_ERR},   {"error", CD_LOG_LEVEL_ERR},
+                  {"warn", CD_LOG_LEVEL_WARN}, {"notice", CD_LOG_LEVEL_NOTICE},
+                  {"info", CD_LOG_LEVEL_INFO}, {"debug", CD_LOG_LEVEL_DEBUG}};
     const char *env = getenv("CADRE_LOG");
 
     if (name != NULL)

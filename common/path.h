@@ -16,6 +16,6 @@ void cd_key_path(const char *explicit_file, const char *data_dir, char *buf,
 /* The node url: explicit, else $CADRE_URL, else CD_DEFAULT_URL. */
 void cd_url(const char *explicit_url, char *buf, size_t len);
 /* mkdir -p with mode; returns 0 or an errno value. */
-int  cd_mkdirs(const char *path, unsigned mode);
+int cd_mkdirs(const char *path, unsigned mode);
 
 #endif

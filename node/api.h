@@ -34,9 +34,9 @@ typedef void (*api_ready_cb)(void *arg);
 /* Listens on url (tcp://host:0 picks a free port); bound receives the
  * actual url. Returns CADRE_EIO (address in use, bad url; with nng's text),
  * CADRE_ENOMEM. */
-int  api_open(struct api **out, uv_loop_t *loop, const char *url,
-              size_t max_frame, api_ready_cb cb, void *arg, char *bound,
-              size_t bound_len, cd_err *err);
+int api_open(struct api **out, uv_loop_t *loop, const char *url,
+             size_t max_frame, api_ready_cb cb, void *arg, char *bound,
+             size_t bound_len, cd_err *err);
 /* Takes every queued request (a list linked by next, oldest first). */
 struct api_req *api_take(struct api *a);
 /* Sends r->msg as the reply (ownership moves to nng) and re-arms r. */

@@ -5,14 +5,20 @@
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
-#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/path.h"
 #include "store/store.h"
 
-enum config_type { CONFIG_STR, CONFIG_U32, CONFIG_U64, CONFIG_SYNC, CONFIG_LIST };
+enum config_type {
+    CONFIG_STR,
+    CONFIG_U32,
+    CONFIG_U64,
+    CONFIG_SYNC,
+    CONFIG_LIST
+};
 
 struct config_opt {
     const char      *name; /* flag and file key; env is CADRE_<NAME> */
@@ -27,10 +33,18 @@ struct config_opt {
 
 #define OFF(f) offsetof(struct node_config, f)
 #define STR(n, f, d, h)                                                        \
-    {n, CONFIG_STR, OFF(f), sizeof(((struct node_config *)0)->f), 0, d, 0, 0, h}
-#define NUM(n, t, f, d, lo, hi, h) {n, t, OFF(f), 0, 0, d, lo, hi, h}
+    {                                                                          \
+        n, CONFIG_STR, OFF(f), sizeof(((struct node_config *)0)->f), 0, d, 0,  \
+            0, h                                                               \
+    }
+#define NUM(n, t, f, d, lo, hi, h)                                             \
+    {                                                                          \
+        n, t, OFF(f), 0, 0, d, lo, hi, h                                       \
+    }
 #define LIST(n, f, h)                                                          \
-    {n, CONFIG_LIST, OFF(f), CONFIG_STR_MAX, OFF(f##_n), NULL, 0, 0, h}
+    {                                                                          \
+        n, CONFIG_LIST, OFF(f), CONFIG_STR_MAX, OFF(f##_n), NULL, 0, 0, h      \
+    }
 
 static const struct config_opt config_opts[] = {
     STR("data", data_dir, NULL,
@@ -50,7 +64,8 @@ static const struct config_opt config_opts[] = {
     NUM("prefetch", CONFIG_U32, prefetch, "8", 1, 4096,
         "jobs a supervised worker holds at once"),
     NUM("retry-after", CONFIG_U64, retry_after_ms, "90000", 100,
-        86400000ULL * 7, "ms before a reserved job of a vanished worker reruns"),
+        86400000ULL * 7,
+        "ms before a reserved job of a vanished worker reruns"),
     NUM("tries", CONFIG_U32, tries, "1", 1, 1000000,
         "default attempts of a job that sets none"),
     NUM("max-payload", CONFIG_U64, max_payload, "1048576", 1, 1ULL << 30,
@@ -96,8 +111,7 @@ config_set(struct node_config *cfg, const struct config_opt *o,
     switch (o->type) {
     case CONFIG_STR:
         if (strlen(value) >= o->size)
-            return cd_err_set(err, CADRE_EINVAL, "%s: value too long",
-                              o->name);
+            return cd_err_set(err, CADRE_EINVAL, "%s: value too long", o->name);
         memcpy(base + o->off, value, strlen(value) + 1);
         return CADRE_OK;
     case CONFIG_LIST: {
@@ -124,8 +138,8 @@ config_set(struct node_config *cfg, const struct config_opt *o,
     case CONFIG_U64:
         if (config_parse_u64(value, &v) != 0 || v < o->min || v > o->max)
             return cd_err_set(err, CADRE_EINVAL,
-                              "%s: '%s' is not a number in %llu..%llu",
-                              o->name, value, (unsigned long long)o->min,
+                              "%s: '%s' is not a number in %llu..%llu", o->name,
+                              value, (unsigned long long)o->min,
                               (unsigned long long)o->max);
         if (o->type == CONFIG_U32)
             *(uint32_t *)(base + o->off) = (uint32_t)v;
@@ -172,8 +186,7 @@ config_ini_cb(void *user, const char *section, const char *name,
         return 1; /* other sections belong to later features */
     o = config_find(name, strlen(name));
     if (o == NULL) {
-        cd_err_set(ctx->err, CADRE_ECONFIG, "unknown key '%s' in [node]",
-                   name);
+        cd_err_set(ctx->err, CADRE_ECONFIG, "unknown key '%s' in [node]", name);
         ctx->failed = 1;
         return 0;
     }

@@ -43,8 +43,8 @@ struct node_config {
  * Returns CADRE_OK, CADRE_USAGE (bad flag or value; message says which) or
  * CADRE_ECONFIG (unreadable or invalid config file, with file:line).
  * *help is set when --help was given (cfg is then unspecified). */
-int  config_load(struct node_config *cfg, int argc, char **argv, int *help,
-                 cd_err *err);
+int config_load(struct node_config *cfg, int argc, char **argv, int *help,
+                cd_err *err);
 /* Prints the flags with types, defaults and help. */
 void config_usage(FILE *f);
 /* Prints the effective configuration as a config file (`config dump`). */

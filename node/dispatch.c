@@ -142,17 +142,17 @@ dispatch_decide(struct turn *t, struct store_job *job,
 /* Applies one outcome. A job no longer reserved under this lease is a stale
  * report (a retried request, or a lease that expired): counted, ignored. */
 static int
-dispatch_apply(struct dispatch *d, struct turn *t,
-               const struct msg_outcome *o, cd_err *err)
+dispatch_apply(struct dispatch *d, struct turn *t, const struct msg_outcome *o,
+               cd_err *err)
 {
     struct store_job       job = {0};
     struct policy_decision dec;
     int                    rc;
 
     rc = store_job_get(t->txn, &o->id, &job, err);
-    if (rc == CADRE_ENOTFOUND || (rc == CADRE_OK &&
-                                  (job.state != STORE_RESERVED ||
-                                   job.lease != o->lease))) {
+    if (rc == CADRE_ENOTFOUND ||
+        (rc == CADRE_OK &&
+         (job.state != STORE_RESERVED || job.lease != o->lease))) {
         d->stale++;
         store_job_fini(&job);
         return CADRE_OK;
@@ -163,8 +163,8 @@ dispatch_apply(struct dispatch *d, struct turn *t,
     switch (o->kind) {
     case MSG_OUTCOME_DONE:
         job.state = STORE_DONE;
-        job.result = o->result.len ? cd_memdup(o->result.data, o->result.len)
-                                   : NULL;
+        job.result =
+            o->result.len ? cd_memdup(o->result.data, o->result.len) : NULL;
         job.result_len = job.result ? o->result.len : 0;
         rc = store_job_finish(t->txn, &job, t->now_ms, err);
         if (rc == CADRE_OK)
@@ -206,11 +206,10 @@ dispatch_serve(struct dispatch *d, struct turn *t, struct turn_sealer *s,
     const struct msg_fetch *f = &m->u.fetch;
     struct store_job       *jobs;
     struct msg_job         *mj;
-    struct msg              reply = {.request_id = m->request_id,
-                                     .kind = MSG_JOBS};
-    size_t                  n = 0;
-    cd_err                  err;
-    struct dworker         *w;
+    struct msg      reply = {.request_id = m->request_id, .kind = MSG_JOBS};
+    size_t          n = 0;
+    cd_err          err;
+    struct dworker *w;
 
     if (max > DISPATCH_MAX_BATCH)
         max = DISPATCH_MAX_BATCH;
@@ -228,14 +227,14 @@ dispatch_serve(struct dispatch *d, struct turn *t, struct turn_sealer *s,
         goto out;
     t->dirty = 1;
     for (size_t i = 0; i < n; i++)
-        mj[i] = (struct msg_job){.id = jobs[i].id,
-                                 .task = jobs[i].task,
-                                 .payload = {jobs[i].payload,
-                                             jobs[i].payload_len},
-                                 .queue = jobs[i].queue,
-                                 .attempt = jobs[i].attempts,
-                                 .timeout_ms = jobs[i].opts.timeout_ms,
-                                 .lease = jobs[i].lease};
+        mj[i] =
+            (struct msg_job){.id = jobs[i].id,
+                             .task = jobs[i].task,
+                             .payload = {jobs[i].payload, jobs[i].payload_len},
+                             .queue = jobs[i].queue,
+                             .attempt = jobs[i].attempts,
+                             .timeout_ms = jobs[i].opts.timeout_ms,
+                             .lease = jobs[i].lease};
     reply.u.jobs.jobs = mj;
     reply.u.jobs.jobs_n = n;
     if (turn_seal(s, r, role, &reply) != CADRE_OK) {
@@ -293,8 +292,8 @@ dispatch_park(struct dispatch *d, struct api_req *r, int role, struct msg *m,
 
 int
 dispatch_fetch(struct dispatch *d, struct turn *t, struct turn_sealer *s,
-               struct api_req *r, int role, struct msg *m,
-               uint64_t now_mono_ms, int stopping)
+               struct api_req *r, int role, struct msg *m, uint64_t now_mono_ms,
+               int stopping)
 {
     const struct msg_fetch *f = &m->u.fetch;
     struct dworker         *w = dispatch_worker(d, f->worker_id, now_mono_ms);

@@ -123,8 +123,7 @@ node_keys(struct node *n, cd_err *err)
         role = KEYS_ROLE_MASTER;
         rc = keys_save(n->key_path, KEYS_ROLE_MASTER, &master, err);
         if (rc == CADRE_OK)
-            CD_LOG_NOTICE("node", "NODE-KEY-GENERATED", "file=%s",
-                          n->key_path);
+            CD_LOG_NOTICE("node", "NODE-KEY-GENERATED", "file=%s", n->key_path);
     }
     if (rc != CADRE_OK)
         return cd_err_wrap(err, "key");
@@ -154,8 +153,8 @@ node_check_job(const struct node *n, const struct msg_new_job *j, size_t i,
                char *why, size_t why_len)
 {
     const struct msg_job_opts *o = &j->opts;
-    uint64_t retry_after = o->retry_after_ms ? o->retry_after_ms
-                                             : n->cfg->retry_after_ms;
+    uint64_t                   retry_after =
+        o->retry_after_ms ? o->retry_after_ms : n->cfg->retry_after_ms;
 
     if (j->task == NULL || j->task[0] == '\0')
         snprintf(why, why_len, "job %zu: task name is empty", i);
@@ -212,13 +211,13 @@ node_dispatch(struct node *n, struct turn *t, struct api_req *r, int role,
               const struct msg *m)
 {
     const struct msg_dispatch *d = &m->u.dispatch;
-    struct msg     reply = {.request_id = m->request_id,
-                            .kind = MSG_DISPATCH_REPLY};
-    cadre_job_id  *ids = NULL;
-    uint8_t       *dup = NULL;
-    char           why[CD_ERR_MSG_MAX];
-    cd_err         err;
-    int            rc = CADRE_OK;
+    struct msg                 reply = {.request_id = m->request_id,
+                                        .kind = MSG_DISPATCH_REPLY};
+    cadre_job_id              *ids = NULL;
+    uint8_t                   *dup = NULL;
+    char                       why[CD_ERR_MSG_MAX];
+    cd_err                     err;
+    int                        rc = CADRE_OK;
 
     if (n->stopping) {
         rc = CADRE_ESTOPPING;
@@ -269,9 +268,8 @@ static void
 node_status(struct node *n, struct turn *t, struct api_req *r, int role,
             const struct msg *m)
 {
-    struct msg            reply = {.request_id = m->request_id,
-                                   .kind = MSG_STATUS};
-    cadre_status         *st = &reply.u.status;
+    struct msg    reply = {.request_id = m->request_id, .kind = MSG_STATUS};
+    cadre_status *st = &reply.u.status;
     struct dispatch_stats ds;
     cd_err                err;
     uint64_t              mono = cd_mono_ms();
@@ -353,13 +351,14 @@ node_handle(struct node *n, struct turn *t, struct api_req *r)
     msg_free(&m);
 }
 
-/* ---- turns and timers ----------------------------------------------------- */
+/* ---- turns and timers -----------------------------------------------------
+ */
 
 static void
 node_timed_work(struct node *n, struct turn *t)
 {
-    cd_err err;
-    size_t moved = 0;
+    cd_err   err;
+    size_t   moved = 0;
     uint64_t mono = cd_mono_ms();
 
     if (t->now_ms >= n->next_due_ms) {
@@ -406,8 +405,8 @@ node_turn(struct node *n, struct api_req *list)
     node_timed_work(n, &t);
     if (!n->stopping)
         dispatch_pump(n->dispatch, &t, &n->sealer);
-    n->next_fetch_mono_ms = dispatch_expire_fetches(
-        n->dispatch, &t, &n->sealer, cd_mono_ms(), n->stopping);
+    n->next_fetch_mono_ms = dispatch_expire_fetches(n->dispatch, &t, &n->sealer,
+                                                    cd_mono_ms(), n->stopping);
     store_next_times(txn, &n->next_due_ms, &n->next_deadline_ms, &err);
     if (t.dirty) {
         ok = store_txn_commit(txn, &err) == CADRE_OK;
@@ -495,8 +494,7 @@ node_tick_cb(uv_timer_t *h)
         mono >= n->last_prune_mono_ms + NODE_PRUNE_EVERY_MS)
         node_turn(n, NULL);
     if (mono >= n->next_wait_mono_ms || n->next_wait_mono_ms == UINT64_MAX)
-        n->next_wait_mono_ms =
-            waits_expire(n->waits, &n->sealer, mono, 0);
+        n->next_wait_mono_ms = waits_expire(n->waits, &n->sealer, mono, 0);
     if (n->cfg->sync == STORE_SYNC_OFF &&
         mono >= n->last_sync_mono_ms + NODE_SYNC_EVERY_MS) {
         cd_err err;
@@ -526,17 +524,18 @@ node_signal_cb(uv_signal_t *h, int signum)
     node_turn(n, NULL); /* answers parked fetches: nothing more to take */
 }
 
-/* ---- start and stop ------------------------------------------------------- */
+/* ---- start and stop -------------------------------------------------------
+ */
 
 static int
 node_start_pool(struct node *n, cd_err *err)
 {
     const struct node_config *cfg = n->cfg;
-    char   exe[4096];
-    size_t exe_len = sizeof(exe);
-    char  *argv[16 + 2 * CONFIG_LIST_MAX * 2];
-    char   prefetch[16];
-    size_t a = 0;
+    char                      exe[4096];
+    size_t                    exe_len = sizeof(exe);
+    char                     *argv[16 + 2 * CONFIG_LIST_MAX * 2];
+    char                      prefetch[16];
+    size_t                    a = 0;
 
     if (cfg->workers == 0)
         return CADRE_OK;

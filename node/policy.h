@@ -15,10 +15,11 @@ enum policy_action {
 };
 
 struct policy_decision {
-    int         action; /* enum policy_action */
-    uint64_t    available_at_ms;
-    const char *error_type; /* POLICY_FAIL when the policy (not the handler)
-                               ended it, e.g. "MaxAttemptsExceeded"; else NULL */
+    int      action; /* enum policy_action */
+    uint64_t available_at_ms;
+    const char
+        *error_type; /* POLICY_FAIL when the policy (not the handler)
+                        ended it, e.g. "MaxAttemptsExceeded"; else NULL */
 };
 
 /* The delay before retry number `attempt` (the attempt that just failed,

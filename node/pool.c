@@ -91,10 +91,10 @@ pool_exit_cb(uv_process_t *proc, int64_t status, int sig)
 static void
 pool_spawn(struct pool_worker *w)
 {
-    struct pool           *p = w->pool;
-    uv_process_options_t   opts;
-    uv_stdio_container_t   stdio[3];
-    int                    rv;
+    struct pool         *p = w->pool;
+    uv_process_options_t opts;
+    uv_stdio_container_t stdio[3];
+    int                  rv;
 
     memset(&opts, 0, sizeof(opts));
     stdio[0].flags = UV_IGNORE;

@@ -15,15 +15,15 @@
 struct pool;
 
 /* argv is the worker command line (argv[0] = executable), copied. */
-int    pool_start(struct pool **out, uv_loop_t *loop, char *const *argv,
-                  size_t workers, cd_err *err);
+int pool_start(struct pool **out, uv_loop_t *loop, char *const *argv,
+               size_t workers, cd_err *err);
 /* SIGTERM to every worker; none is restarted after this. */
-void   pool_stop(struct pool *p);
+void pool_stop(struct pool *p);
 /* SIGKILL to every worker still running. */
-void   pool_kill(struct pool *p);
-size_t pool_alive(const struct pool *p);
+void     pool_kill(struct pool *p);
+size_t   pool_alive(const struct pool *p);
 uint64_t pool_restarts(const struct pool *p);
 /* Frees the pool once no worker runs (closes handles). Accepts NULL. */
-void   pool_close(struct pool *p);
+void pool_close(struct pool *p);
 
 #endif

@@ -42,17 +42,17 @@ struct turn {
 /* Seals m into r->msg (resized). If m does not fit the frame limit, seals an
  * error reply instead. Returns CADRE_ENOMEM if no message could be made (r is
  * then dropped by the caller). */
-int  turn_seal(struct turn_sealer *s, struct api_req *r, int role,
-               const struct msg *m);
+int turn_seal(struct turn_sealer *s, struct api_req *r, int role,
+              const struct msg *m);
 /* Seals an error reply for request_id. */
-int  turn_seal_error(struct turn_sealer *s, struct api_req *r, int role,
-                     uint64_t request_id, int code, const char *message);
+int turn_seal_error(struct turn_sealer *s, struct api_req *r, int role,
+                    uint64_t request_id, int code, const char *message);
 
 void turn_init(struct turn *t, store *st, store_txn *txn, uint64_t now_ms);
 /* Queues an already sealed reply to go out after the commit. Returns
  * CADRE_ENOMEM (the reply is then sent at once). */
-int  turn_defer(struct turn *t, struct api_req *r, int role,
-                uint64_t request_id);
+int turn_defer(struct turn *t, struct api_req *r, int role,
+               uint64_t request_id);
 /* Records a finished job (moves *job into the turn; *job is zeroed). */
 void turn_finished(struct turn *t, struct store_job *job);
 /* Sends queued replies; if ok is 0, replaces each with an error reply made

@@ -164,8 +164,7 @@ waits_alloc(size_t n)
 static int
 waits_seal(struct wait *w, struct turn_sealer *s)
 {
-    struct msg             m = {.request_id = w->request_id,
-                                .kind = MSG_WAIT_REPLY};
+    struct msg m = {.request_id = w->request_id, .kind = MSG_WAIT_REPLY};
     struct msg_job_result *res = cd_calloc(w->n, sizeof(*res));
     int                    rc;
 

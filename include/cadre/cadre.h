@@ -63,9 +63,9 @@ typedef struct cadre_client cadre_client;
 
 /* Options of cadre_client_open; zero means defaults. */
 typedef struct cadre_client_opts {
-    const char *url;      /* NULL: $CADRE_URL, else tcp://127.0.0.1:7700 */
-    const char *key_file; /* NULL: $CADRE_KEY_FILE, else <data>/cluster.key */
-    const char *data_dir; /* NULL: $CADRE_DATA, else ~/.local/share/cadre */
+    const char *url;        /* NULL: $CADRE_URL, else tcp://127.0.0.1:7700 */
+    const char *key_file;   /* NULL: $CADRE_KEY_FILE, else <data>/cluster.key */
+    const char *data_dir;   /* NULL: $CADRE_DATA, else ~/.local/share/cadre */
     uint32_t    timeout_ms; /* per request; 0: 10,000 */
 } cadre_client_opts;
 
@@ -92,11 +92,11 @@ typedef struct cadre_job_id {
 
 /* Options of one job; zero means defaults. */
 typedef struct cadre_job_opts {
-    const char     *queue;          /* NULL: "default" */
-    uint64_t        delay_ms;       /* not visible to workers before */
-    uint64_t        run_at_ms;      /* Unix ms; overrides delay_ms */
-    uint32_t        tries;          /* 0: 1 attempt (node default) */
-    const uint32_t *backoff_s;      /* seconds; the last value repeats */
+    const char     *queue;     /* NULL: "default" */
+    uint64_t        delay_ms;  /* not visible to workers before */
+    uint64_t        run_at_ms; /* Unix ms; overrides delay_ms */
+    uint32_t        tries;     /* 0: 1 attempt (node default) */
+    const uint32_t *backoff_s; /* seconds; the last value repeats */
     size_t          backoff_n;
     uint64_t        retry_until_ms; /* Unix ms; 0: none */
     uint32_t        max_exceptions;
@@ -196,10 +196,10 @@ struct cadre_task;
 
 /* Options of cadre_worker_open; zero means defaults. */
 typedef struct cadre_worker_opts {
-    const char  *url;        /* as cadre_client_opts */
-    const char  *key_file;   /* as cadre_client_opts */
-    const char  *data_dir;   /* as cadre_client_opts */
-    const char **queues;     /* served in this order; NULL: {"default"} */
+    const char  *url;      /* as cadre_client_opts */
+    const char  *key_file; /* as cadre_client_opts */
+    const char  *data_dir; /* as cadre_client_opts */
+    const char **queues;   /* served in this order; NULL: {"default"} */
     size_t       queues_n;
     uint32_t     prefetch;   /* jobs held at once; 0: 8 */
     uint32_t     max_jobs;   /* exit after this many; 0: no limit */
@@ -211,22 +211,22 @@ typedef struct cadre_worker_opts {
  * cadre_task_release. See cadre/task.h. */
 typedef int (*cadre_handler_fn)(struct cadre_task *t, void *arg);
 
-CADRE_API int  cadre_worker_open(const cadre_worker_opts *opts,
-                                 cadre_worker **out, char *errbuf,
-                                 size_t errbuf_len);
+CADRE_API int cadre_worker_open(const cadre_worker_opts *opts,
+                                cadre_worker **out, char *errbuf,
+                                size_t errbuf_len);
 /* Registers fn for task name. Returns CADRE_EEXISTS if name is taken. */
-CADRE_API int  cadre_worker_handle(cadre_worker *w, const char *name,
-                                   cadre_handler_fn fn, void *arg);
+CADRE_API int cadre_worker_handle(cadre_worker *w, const char *name,
+                                  cadre_handler_fn fn, void *arg);
 /* Loads a plugin (.so exporting cadre_plugin_init) and registers its tasks.
  * Returns CADRE_EVERSION if its ABI version differs. */
-CADRE_API int  cadre_worker_load_plugin(cadre_worker *w, const char *path,
-                                        char *errbuf, size_t errbuf_len);
+CADRE_API int cadre_worker_load_plugin(cadre_worker *w, const char *path,
+                                       char *errbuf, size_t errbuf_len);
 /* Registers an exec handler: cmd runs once per job through /bin/sh -c. */
-CADRE_API int  cadre_worker_exec(cadre_worker *w, const char *name,
-                                 const char *cmd);
+CADRE_API int cadre_worker_exec(cadre_worker *w, const char *name,
+                                const char *cmd);
 /* Fetches and runs jobs until cadre_worker_stop or max_jobs. Returns CADRE_OK
  * after a clean stop. */
-CADRE_API int  cadre_worker_run(cadre_worker *w);
+CADRE_API int cadre_worker_run(cadre_worker *w);
 /* Asks run to return after the current job (async-signal-safe). */
 CADRE_API void cadre_worker_stop(cadre_worker *w);
 CADRE_API void cadre_worker_close(cadre_worker *w);

@@ -24,6 +24,12 @@ extern "C" {
 typedef struct cadre_registry cadre_registry;
 typedef struct cadre_task     cadre_task;
 
+/* What a plugin defines (declared here so that they are exported even when
+ * the plugin is built with -fvisibility=hidden). cadre_plugin_init returns
+ * CADRE_OK, or an error that makes loading the plugin fail. */
+CADRE_API extern const unsigned cadre_plugin_abi;
+CADRE_API int                   cadre_plugin_init(cadre_registry *reg);
+
 /* Registers fn under name. Returns CADRE_EEXISTS if name is taken. name is
  * copied; arg is borrowed for the worker's lifetime. */
 CADRE_API int cadre_registry_add(cadre_registry *reg, const char *name,
@@ -33,7 +39,7 @@ CADRE_API int cadre_registry_add(cadre_registry *reg, const char *name,
 CADRE_API const void *cadre_task_payload(const cadre_task *t, size_t *len);
 CADRE_API const char *cadre_task_name(const cadre_task *t);
 CADRE_API const char *cadre_task_queue(const cadre_task *t);
-CADRE_API const char *cadre_task_id(const cadre_task *t); /* uuid text */
+CADRE_API const char *cadre_task_id(const cadre_task *t);      /* uuid text */
 CADRE_API uint32_t    cadre_task_attempt(const cadre_task *t); /* from 1 */
 
 /* Sets the result (copied). Returns CADRE_ENOMEM or CADRE_ETOOBIG. */
@@ -42,9 +48,8 @@ CADRE_API int cadre_task_result(cadre_task *t, const void *data, size_t len);
 /* Marks the attempt failed with an error type and message; the job is
  * retried if its tries allow. Returns CADRE_EHANDLER for the handler to
  * return. */
-CADRE_API int cadre_task_error(cadre_task *t, const char *type,
-                               const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+CADRE_API int cadre_task_error(cadre_task *t, const char *type, const char *fmt,
+                               ...) __attribute__((format(printf, 3, 4)));
 
 /* Fails the job now, whatever its tries allow (Laravel's $this->fail()); the
  * error type is "Failed". Returns CADRE_EHANDLER for the handler to return. */

@@ -77,8 +77,8 @@ total_jobs(cadre_client *c, uint64_t *bad_frames)
     if (cadre_status_get(c, &st) != CADRE_OK)
         return UINT64_MAX;
     for (size_t i = 0; i < st.queues_n; i++)
-        n += st.queues[i].ready + st.queues[i].delayed +
-             st.queues[i].reserved + st.queues[i].done + st.queues[i].failed;
+        n += st.queues[i].ready + st.queues[i].delayed + st.queues[i].reserved +
+             st.queues[i].done + st.queues[i].failed;
     *bad_frames = st.bad_frames;
     cadre_status_fini(&st);
     return n;
@@ -149,13 +149,13 @@ TEST(hostile_frames_are_dropped_and_counted)
 
 TEST(a_client_key_cannot_fetch_jobs)
 {
-    cadre_client_opts o;
-    cadre_client     *c;
-    char              err[256];
-    uint8_t           frame[4096];
-    keys_key          master, ck;
-    int               role;
-    size_t            len = 0, rlen = 0;
+    cadre_client_opts  o;
+    cadre_client      *c;
+    char               err[256];
+    uint8_t            frame[4096];
+    keys_key           master, ck;
+    int                role;
+    size_t             len = 0, rlen = 0;
     struct wire_sender sender;
     const char        *queues[] = {"default"};
     struct msg         m = {.request_id = 9, .kind = MSG_FETCH};
@@ -173,9 +173,9 @@ TEST(a_client_key_cannot_fetch_jobs)
     m.u.fetch.queues = queues;
     m.u.fetch.queues_n = 1;
     m.u.fetch.max = 10;
-    REQUIRE_EQ(wire_seal(&sender, &m, frame, sizeof(frame), WIRE_MAX_DEFAULT,
-                         &len),
-               CADRE_OK);
+    REQUIRE_EQ(
+        wire_seal(&sender, &m, frame, sizeof(frame), WIRE_MAX_DEFAULT, &len),
+        CADRE_OK);
     /* It gets an error reply (a legitimate client may ask), not the job. */
     CHECK_EQ(raw_send(node.url, frame, len, 2000, &rlen), 1);
     REQUIRE_EQ(cadre_status_get(c, &st), CADRE_OK);

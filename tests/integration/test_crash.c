@@ -25,8 +25,10 @@ static char             data[PATH_MAX];
 static cadre_client *
 crash_start(void)
 {
-    char *args[] = {"--workers", "2", "--plugin", (char *)proc_demo_plugin(),
-                    "--prefetch", "8", "--retry-after", "1000", NULL};
+    char *args[] = {
+        "--workers",  "2", "--plugin",      (char *)proc_demo_plugin(),
+        "--prefetch", "8", "--retry-after", "1000",
+        NULL};
     cadre_client_opts o;
     cadre_client     *c = NULL;
     char              err[256];
@@ -51,15 +53,14 @@ crash_batch(cadre_client *c, const char *ledger, cadre_job_id *ids, int b)
 
     for (int i = 0; i < BATCH; i++) {
         opts[i] = (cadre_job_opts){.tries = 5, .id = &ids[b * BATCH + i]};
-        spec[i] = (cadre_job_spec){"ledger", ledger, strlen(ledger),
-                                   &opts[i]};
+        spec[i] = (cadre_job_spec){"ledger", ledger, strlen(ledger), &opts[i]};
     }
     return cadre_dispatch_bulk(c, spec, BATCH, got);
 }
 
 TEST(kill_9_mid_stream_loses_nothing)
 {
-    static cadre_job_id ids[JOBS];
+    static cadre_job_id  ids[JOBS];
     static cadre_outcome out[JOBS];
     char                 ledger_path[PATH_MAX + 16];
     cadre_client        *c;

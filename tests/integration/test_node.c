@@ -19,8 +19,8 @@ static cadre_client    *client;
 static int
 start(const char *workers, const char *queues, char *const more[])
 {
-    char *args[32];
-    int   a = 0;
+    char             *args[32];
+    int               a = 0;
     cadre_client_opts o;
     char              err[256];
 
@@ -83,8 +83,9 @@ TEST(outcomes_come_back)
 
     REQUIRE_EQ(run1("sha256", "abc", NULL, &o, 10000), CADRE_OK);
     CHECK_EQ(o.result_len, 64);
-    CHECK(o.result && memcmp(o.result, "ba7816bf8f01cfea414140de5dae2223"
-                                       "b00361a396177a9cb410ff61f20015ad",
+    CHECK(o.result && memcmp(o.result,
+                             "ba7816bf8f01cfea414140de5dae2223"
+                             "b00361a396177a9cb410ff61f20015ad",
                              64) == 0);
     cadre_outcome_fini(&o);
 
@@ -145,15 +146,14 @@ TEST(delayed_job_waits_its_time)
  * a backlog in default before the rest of that backlog. */
 TEST(queues_are_served_in_the_workers_order)
 {
-    char *more[] = {"--prefetch", "1", NULL};
+    char          *more[] = {"--prefetch", "1", NULL};
     cadre_job_opts pay = {.queue = "payments"};
     cadre_job_id   backlog[6], urgent;
     cadre_outcome  o, last;
 
     REQUIRE(start("1", "payments,default", more) == 0);
     for (int i = 0; i < 6; i++)
-        REQUIRE_EQ(cadre_dispatch(client, "sleep", "150", 3, NULL,
-                                  &backlog[i]),
+        REQUIRE_EQ(cadre_dispatch(client, "sleep", "150", 3, NULL, &backlog[i]),
                    CADRE_OK);
     REQUIRE_EQ(cadre_dispatch(client, "echo", "now", 3, &pay, &urgent),
                CADRE_OK);
@@ -171,11 +171,11 @@ TEST(queues_are_served_in_the_workers_order)
 
 TEST(payload_over_the_limit_is_refused_clearly)
 {
-    char          *more[] = {"--max-payload", "1000", NULL};
-    char           big[2000];
-    cadre_job_id   id;
-    cadre_status   st;
-    cadre_outcome  o;
+    char         *more[] = {"--max-payload", "1000", NULL};
+    char          big[2000];
+    cadre_job_id  id;
+    cadre_status  st;
+    cadre_outcome o;
 
     REQUIRE(start("1", "default", more) == 0);
     memset(big, 'x', sizeof(big));
@@ -235,11 +235,14 @@ TEST(status_counts_and_bulk)
 
 TEST(second_node_on_same_data_dir_is_refused)
 {
-    char out[256], err[1024];
-    struct proc_io io = {.out = out, .out_len = sizeof(out), .err = err,
-                         .err_len = sizeof(err), .timeout_ms = 10000};
-    int  code = -1;
-    cadre_outcome o;
+    char           out[256], err[1024];
+    struct proc_io io = {.out = out,
+                         .out_len = sizeof(out),
+                         .err = err,
+                         .err_len = sizeof(err),
+                         .timeout_ms = 10000};
+    int            code = -1;
+    cadre_outcome  o;
 
     REQUIRE(start("1", "default", NULL) == 0);
     REQUIRE_EQ(proc_run_cli_io(&io, &code, "node", "--data", node.data_dir,
@@ -256,12 +259,15 @@ TEST(second_node_on_same_data_dir_is_refused)
 
 TEST(bad_flags_and_unwritable_data_dir)
 {
-    char out[4096], err[4096];
-    struct proc_io io = {.out = out, .out_len = sizeof(out), .err = err,
-                         .err_len = sizeof(err), .timeout_ms = 10000};
-    int  code = -1;
-    char path[600];
-    FILE *f;
+    char           out[4096], err[4096];
+    struct proc_io io = {.out = out,
+                         .out_len = sizeof(out),
+                         .err = err,
+                         .err_len = sizeof(err),
+                         .timeout_ms = 10000};
+    int            code = -1;
+    char           path[600];
+    FILE          *f;
 
     REQUIRE_EQ(proc_run_cli_io(&io, &code, "node", "--bogus", NULL), CADRE_OK);
     CHECK_EQ(code, 2);
@@ -296,10 +302,10 @@ TEST(bad_flags_and_unwritable_data_dir)
 
 TEST(sigterm_lets_running_jobs_finish)
 {
-    cadre_job_id id;
-    cadre_outcome o;
-    int          status = -1;
-    char         err[256];
+    cadre_job_id      id;
+    cadre_outcome     o;
+    int               status = -1;
+    char              err[256];
     cadre_client_opts opts;
 
     REQUIRE(start("1", "default", NULL) == 0);
@@ -352,11 +358,11 @@ worker_pids(pid_t node_pid, pid_t *out, int max)
 TEST(killed_worker_is_replaced_and_its_job_reruns)
 {
     cadre_job_opts opts = {.tries = 3};
-    cadre_job_id id;
-    cadre_outcome o;
-    pid_t        before[4], after[4];
-    int          nb, na = 0;
-    uint64_t     t0;
+    cadre_job_id   id;
+    cadre_outcome  o;
+    pid_t          before[4], after[4];
+    int            nb, na = 0;
+    uint64_t       t0;
 
     REQUIRE(start("1", "default", NULL) == 0);
     REQUIRE_EQ(cadre_dispatch(client, "sleep", "1500", 4, &opts, &id),

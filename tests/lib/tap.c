@@ -28,7 +28,7 @@ tap_fail(const char *file, int line, const char *fmt, ...)
 static void
 tap_cleanup(void)
 {
-    char cmd[300];
+    char        cmd[300];
     const char *keep = getenv("TAP_KEEP");
 
     if (tap_dir[0] == '\0' || (keep != NULL && strcmp(keep, "1") == 0))

@@ -18,12 +18,15 @@ void tap_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Runs tests; returns the exit status for main (0 if all passed). Runs only
  * tests whose name contains $TAP_FILTER when set. */
-int  tap_run(const struct tap_test *tests, int n);
+int tap_run(const struct tap_test *tests, int n);
 /* A fresh temp dir for this test (removed at exit unless TAP_KEEP=1). */
 const char *tap_tmpdir(void);
 
 #define TEST(name) static void name(void)
-#define T(name) {#name, name}
+#define T(name)                                                                \
+    {                                                                          \
+#name, name                                                            \
+    }
 #define TAP_RUN(...)                                                           \
     do {                                                                       \
         static const struct tap_test tests_[] = {__VA_ARGS__};                 \

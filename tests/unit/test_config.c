@@ -36,8 +36,8 @@ TEST(flags_env_and_file_in_order)
     char   path[600];
     FILE  *f;
     cd_err err = {0};
-    char  *argv[] = {"node", "--config", path, "--workers=3", "--plugin",
-                     "a.so", "--plugin", "b.so"};
+    char  *argv[] = {"node",     "--config", path,       "--workers=3",
+                     "--plugin", "a.so",     "--plugin", "b.so"};
 
     snprintf(path, sizeof(path), "%s/cadre.conf", tap_tmpdir());
     f = fopen(path, "w");
@@ -47,9 +47,9 @@ TEST(flags_env_and_file_in_order)
     fclose(f);
     setenv("CADRE_PREFETCH", "16", 1);
     REQUIRE_EQ(load(8, argv, &err), CADRE_OK);
-    CHECK_EQ(cfg.workers, 3);           /* flag beats file */
+    CHECK_EQ(cfg.workers, 3);              /* flag beats file */
     CHECK_EQ(cfg.sync, STORE_SYNC_NORMAL); /* file beats default */
-    CHECK_EQ(cfg.prefetch, 16);         /* env beats file */
+    CHECK_EQ(cfg.prefetch, 16);            /* env beats file */
     CHECK_EQ(cfg.plugins_n, 2);
     CHECK_STR(cfg.plugins[1], "b.so");
     unsetenv("CADRE_PREFETCH");
