@@ -5,6 +5,8 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +69,21 @@ cli_worker_on_signal(int sig)
     }
     cli_worker_signalled = 1;
     cadre_worker_stop(cli_worker_target);
+}
+
+/* A worker supervised by a node (CADRE_SUPERVISED=<node pid>) stops when
+ * that node dies, even by SIGKILL: an orphan would hold jobs it can never
+ * report and poll an address nobody serves. */
+static void
+cli_worker_follow_parent(void)
+{
+    const char *env = getenv("CADRE_SUPERVISED");
+
+    if (env == NULL || env[0] == '\0')
+        return;
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != (pid_t)atol(env)) /* it died before prctl */
+        cadre_worker_stop(cli_worker_target);
 }
 
 /* Strict decimal in [min, max]. */
@@ -265,6 +282,7 @@ cli_worker(int argc, char **argv)
     sa.sa_handler = cli_worker_on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    cli_worker_follow_parent();
 
     rc = cadre_worker_run(w);
     if (rc != CADRE_OK)

@@ -17,6 +17,8 @@ function(cadre_test name src)
   add_executable(${name} ${src} ${T_UNPARSED_ARGUMENTS}
                  ${PROJECT_SOURCE_DIR}/tests/lib/tap.c)
   target_link_libraries(${name} PRIVATE ${T_LIBS})
+  # Plugins loaded by tests resolve cadre_task_* from the test program.
+  set_target_properties(${name} PROPERTIES ENABLE_EXPORTS ON)
   add_test(NAME ${name} COMMAND ${name})
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 120)

@@ -2,6 +2,8 @@
 #include "node/pool.h"
 
 #include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "common/alloc.h"
@@ -24,6 +26,7 @@ struct pool_worker {
 struct pool {
     uv_loop_t          *loop;
     char              **argv;
+    char              **env; /* environ + CADRE_SUPERVISED=<pid> */
     size_t              n;
     struct pool_worker *w;
     int                 stopping;
@@ -34,11 +37,18 @@ struct pool {
 static void pool_spawn(struct pool_worker *w);
 
 static void
+pool_free_strv(char **v)
+{
+    for (size_t i = 0; v != NULL && v[i] != NULL; i++)
+        cd_free(v[i]);
+    cd_free(v);
+}
+
+static void
 pool_free(struct pool *p)
 {
-    for (size_t i = 0; p->argv[i] != NULL; i++)
-        cd_free(p->argv[i]);
-    cd_free(p->argv);
+    pool_free_strv(p->argv);
+    pool_free_strv(p->env);
     cd_free(p->w);
     cd_free(p);
 }
@@ -104,6 +114,7 @@ pool_spawn(struct pool_worker *w)
     stdio[2].data.fd = 2;
     opts.file = p->argv[0];
     opts.args = p->argv;
+    opts.env = p->env;
     opts.exit_cb = pool_exit_cb;
     opts.stdio = stdio;
     opts.stdio_count = 3;
@@ -123,27 +134,28 @@ pool_spawn(struct pool_worker *w)
     CD_LOG_INFO("pool", "POOL-WORKER-START", "pid=%d", w->proc.pid);
 }
 
+/* Copies a NULL-terminated vector, with one more string if extra is set. */
 static char **
-pool_copy_argv(char *const *argv)
+pool_copy_strv(char *const *v, const char *extra)
 {
-    size_t n = 0;
+    size_t n = 0, k = 0;
     char **copy;
 
-    while (argv[n] != NULL)
+    while (v[n] != NULL)
         n++;
-    copy = cd_calloc(n + 1, sizeof(*copy));
+    copy = cd_calloc(n + 2, sizeof(*copy));
     if (copy == NULL)
         return NULL;
-    for (size_t i = 0; i < n; i++) {
-        copy[i] = cd_strdup(argv[i]);
-        if (copy[i] == NULL) {
-            for (size_t j = 0; j < i; j++)
-                cd_free(copy[j]);
-            cd_free(copy);
-            return NULL;
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(v[i], "CADRE_SUPERVISED=", 17) != 0)
+            if ((copy[k++] = cd_strdup(v[i])) == NULL)
+                goto fail;
+    if (extra != NULL && (copy[k++] = cd_strdup(extra)) == NULL)
+        goto fail;
     return copy;
+fail:
+    pool_free_strv(copy);
+    return NULL;
 }
 
 int
@@ -151,11 +163,17 @@ pool_start(struct pool **out, uv_loop_t *loop, char *const *argv,
            size_t workers, cd_err *err)
 {
     struct pool *p = cd_calloc(1, sizeof(*p));
+    char         supervised[48];
 
-    if (p == NULL || (p->argv = pool_copy_argv(argv)) == NULL ||
+    snprintf(supervised, sizeof(supervised), "CADRE_SUPERVISED=%d",
+             (int)getpid());
+    if (p == NULL || (p->argv = pool_copy_strv(argv, NULL)) == NULL ||
+        (p->env = pool_copy_strv(environ, supervised)) == NULL ||
         (p->w = cd_calloc(workers ? workers : 1, sizeof(*p->w))) == NULL) {
-        if (p != NULL)
-            cd_free(p->argv);
+        if (p != NULL) {
+            pool_free_strv(p->argv);
+            pool_free_strv(p->env);
+        }
         cd_free(p);
         return cd_err_set(err, CADRE_ENOMEM, "pool: out of memory");
     }
