@@ -332,6 +332,63 @@ TEST(sigterm_lets_running_jobs_finish)
     stop();
 }
 
+/* A full store (a 1 MiB LMDB map stands in for a full disk): dispatch gets
+ * a clear error, the node stays up, what was acknowledged before is intact
+ * and still runs. */
+TEST(full_store_refuses_clearly_and_keeps_what_it_had)
+{
+    char          *more[] = {"--map-size", "1", NULL};
+    static char    payload[4000];
+    cadre_job_spec specs[20];
+    cadre_job_id   ids[20];
+    cadre_status   st;
+    uint64_t       acked = 0;
+    int            rc = CADRE_OK;
+
+    /* No workers: jobs stay ready, so the store fills. */
+    REQUIRE(start("0", "default", more) == 0);
+    memset(payload, 'p', sizeof(payload));
+    for (int i = 0; i < 20; i++)
+        specs[i] = (cadre_job_spec){"echo", payload, sizeof(payload), NULL};
+    for (int round = 0; round < 100 && rc == CADRE_OK; round++) {
+        rc = cadre_dispatch_bulk(client, specs, 20, ids);
+        acked += rc == CADRE_OK ? 20 : 0;
+    }
+    CHECK_EQ(rc, CADRE_EFULL);
+    CHECK_CONTAINS(cadre_client_errmsg(client), "MDB_MAP_FULL");
+    CHECK(acked > 0);
+    REQUIRE_EQ(cadre_status_get(client, &st), CADRE_OK);
+    REQUIRE_EQ(st.queues_n, 1);
+    CHECK_EQ(st.queues[0].ready, acked);
+    cadre_status_fini(&st);
+    stop();
+
+    /* Given room (a larger map) and workers, every acknowledged job runs. */
+    {
+        char             *args[] = {"--map-size", "64",       "--workers",
+                                    "1",          "--plugin", (char *)proc_demo_plugin(),
+                                    NULL};
+        char              data[PATH_MAX];
+        cadre_client_opts o;
+        char              err[256];
+        uint64_t          done = 0;
+
+        snprintf(data, sizeof(data), "%s", node.data_dir);
+        memset(&node, 0, sizeof(node));
+        REQUIRE_EQ(node_startv(&node, data, NULL, args), CADRE_OK);
+        node_client_opts(&node, &o);
+        REQUIRE_EQ(cadre_client_open(&o, &client, err, sizeof(err)), CADRE_OK);
+        for (int i = 0; i < 200 && done < acked; i++) {
+            cd_sleep_ms(50);
+            REQUIRE_EQ(cadre_status_get(client, &st), CADRE_OK);
+            done = st.queues_n ? st.queues[0].done : 0;
+            cadre_status_fini(&st);
+        }
+        CHECK_EQ(done, acked);
+        stop();
+    }
+}
+
 /* The pids of the node's children (its supervised workers). */
 static int
 worker_pids(pid_t node_pid, pid_t *out, int max)
@@ -398,5 +455,6 @@ main(void)
             T(second_node_on_same_data_dir_is_refused),
             T(bad_flags_and_unwritable_data_dir),
             T(sigterm_lets_running_jobs_finish),
-            T(killed_worker_is_replaced_and_its_job_reruns));
+            T(killed_worker_is_replaced_and_its_job_reruns),
+            T(full_store_refuses_clearly_and_keeps_what_it_had));
 }
