@@ -90,6 +90,8 @@ struct cadre_worker {
     struct worker_held *held;
     size_t              held_head, held_n, held_cap;
     uint64_t            jobs_started;
+    uint64_t            jobs_run;   /* finished, for the average */
+    uint64_t            avg_job_us; /* running average of job times */
     /* Outcomes not yet acknowledged by the node. */
     struct msg_outcome *outs;
     struct task_own    *owns;
@@ -125,6 +127,25 @@ worker_fetch_max(uint32_t prefetch, uint32_t max_jobs, uint64_t jobs_started,
             want = left;
     }
     return (uint32_t)want;
+}
+
+uint32_t
+worker_batch_cap(uint32_t prefetch, uint64_t avg_job_us, uint64_t jobs_run)
+{
+    uint64_t cap;
+
+    if (jobs_run == 0)
+        return prefetch; /* nothing known yet: the configured batch */
+    cap = WORKER_BATCH_BUDGET_US / (avg_job_us ? avg_job_us : 1);
+    if (cap < 1)
+        cap = 1;
+    return cap < prefetch ? (uint32_t)cap : prefetch;
+}
+
+uint64_t
+worker_avg_next(uint64_t avg_us, uint64_t job_us, uint64_t jobs_run)
+{
+    return jobs_run == 0 ? job_us : (avg_us * 7 + job_us) / 8;
 }
 
 int
@@ -644,6 +665,9 @@ worker_run_next(cadre_worker *w)
     } else {
         handler_run(hd, &t);
     }
+    w->avg_job_us =
+        worker_avg_next(w->avg_job_us, cd_mono_us() - start_us, w->jobs_run);
+    w->jobs_run++;
     CD_LOG_DEBUG("worker", "WORKER-JOB",
                  "id=%s task=%s attempt=%" PRIu32 " outcome=%d us=%" PRIu64,
                  t.id_text, name, job->attempt, t.kind,
@@ -720,8 +744,10 @@ cadre_worker_run(cadre_worker *w)
         uint64_t now;
 
         if (w->held_n == 0) {
-            uint32_t max = worker_fetch_max(w->prefetch, w->max_jobs,
-                                            w->jobs_started, w->held_n);
+            uint32_t cap =
+                worker_batch_cap(w->prefetch, w->avg_job_us, w->jobs_run);
+            uint32_t max =
+                worker_fetch_max(cap, w->max_jobs, w->jobs_started, w->held_n);
 
             if (worker_report(w, max, w->sleep_ms, 0) == CADRE_OK) {
                 worker_succeeded(w, &down_since_ms);

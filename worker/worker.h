@@ -12,7 +12,11 @@
 
 #include "cadre/cadre.h"
 
-#define WORKER_PREFETCH_DEFAULT 8
+#define WORKER_PREFETCH_DEFAULT 64
+/* A fetch asks for about this much work (by the average job time so far),
+ * so fast jobs come in batches and slow ones one at a time: a worker never
+ * hoards slow jobs that an idle worker could run. */
+#define WORKER_BATCH_BUDGET_US 10000
 #define WORKER_SLEEP_DEFAULT_MS 1000 /* long-poll time of a fetch */
 #define WORKER_REPORT_AFTER_MS 2     /* outcomes wait at most this long */
 #define WORKER_REPLY_SLACK_MS 5000   /* receive timeout = wait_ms + this */
@@ -43,6 +47,14 @@ uint32_t worker_backoff_next(uint32_t cur_ms);
  * max_jobs (0: no limit) leaves to run. */
 uint32_t worker_fetch_max(uint32_t prefetch, uint32_t max_jobs,
                           uint64_t jobs_started, size_t held_n);
+
+/* The batch a fetch may ask for: prefetch, cut to WORKER_BATCH_BUDGET_US of
+ * work at the average job time so far; prefetch before any job has run. */
+uint32_t worker_batch_cap(uint32_t prefetch, uint64_t avg_job_us,
+                          uint64_t jobs_run);
+
+/* The running average of job times (an EWMA weighting the new one 1/8). */
+uint64_t worker_avg_next(uint64_t avg_us, uint64_t job_us, uint64_t jobs_run);
 
 /* Whether pending outcomes should be sent now: when nothing is held (the
  * next fetch carries them) or the oldest waited WORKER_REPORT_AFTER_MS. */

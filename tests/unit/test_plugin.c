@@ -863,6 +863,12 @@ TEST(worker_pure_policies)
     CHECK_EQ(worker_fetch_max(8, 10, 7, 0), 3);
     CHECK_EQ(worker_fetch_max(8, 10, 7, 3), 0);
     CHECK_EQ(worker_fetch_max(8, 10, 12, 0), 0);
+    CHECK_EQ(worker_batch_cap(64, 0, 0), 64);
+    CHECK_EQ(worker_batch_cap(64, 5, 10), 64);     /* fast: full batch */
+    CHECK_EQ(worker_batch_cap(64, 1000, 10), 10);  /* 10 ms of work */
+    CHECK_EQ(worker_batch_cap(64, 150000, 10), 1); /* slow: one at a time */
+    CHECK_EQ(worker_avg_next(0, 800, 0), 800);
+    CHECK_EQ(worker_avg_next(800, 0, 1), 700);
     CHECK(!worker_should_report(0, 0, 0, 100));
     CHECK(worker_should_report(0, 1, 100, 100));
     CHECK(!worker_should_report(3, 1, 100, 101));
