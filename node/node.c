@@ -49,7 +49,7 @@ struct node {
     struct pool              *pool;
     uint64_t                  started_mono_ms;
     uint64_t                  next_due_ms, next_deadline_ms;
-    uint64_t                  next_fetch_mono_ms, next_wait_mono_ms;
+    uint64_t                  next_fetch_mono_ms;
     uint64_t                  last_prune_mono_ms, last_sync_mono_ms;
     uint64_t                  bad_frames, commits, commit_errors;
     int                       stopping;
@@ -493,8 +493,7 @@ node_tick_cb(uv_timer_t *h)
         mono >= n->next_fetch_mono_ms ||
         mono >= n->last_prune_mono_ms + NODE_PRUNE_EVERY_MS)
         node_turn(n, NULL);
-    if (mono >= n->next_wait_mono_ms || n->next_wait_mono_ms == UINT64_MAX)
-        n->next_wait_mono_ms = waits_expire(n->waits, &n->sealer, mono, 0);
+    waits_expire(n->waits, &n->sealer, mono, 0);
     if (n->cfg->sync == STORE_SYNC_OFF &&
         mono >= n->last_sync_mono_ms + NODE_SYNC_EVERY_MS) {
         cd_err err;
@@ -651,7 +650,6 @@ node_run(const struct node_config *cfg, cd_err *err)
     n.started_mono_ms = cd_mono_ms();
     n.last_prune_mono_ms = n.started_mono_ms;
     n.next_due_ms = n.next_deadline_ms = 0;
-    n.next_wait_mono_ms = UINT64_MAX;
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&n.loop);
     node_handles_init(&n);

@@ -1,6 +1,7 @@
 /* test_node.c: one real `cadre node` with supervised workers running the
  * demo plugin, driven through libcadre and the CLI: outcomes, errors,
  * queue order, delays, retries, limits, status, graceful stop. */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -389,6 +390,42 @@ TEST(full_store_refuses_clearly_and_keeps_what_it_had)
     }
 }
 
+static cadre_job_id long_wait_id;
+
+static void *
+long_wait(void *arg)
+{
+    cadre_outcome o;
+
+    (void)arg;
+    cadre_wait(client, &long_wait_id, 1, 3000, &o);
+    cadre_outcome_fini(&o);
+    return NULL;
+}
+
+/* A short wait parked after a long one still ends at its own deadline. */
+TEST(waits_end_at_their_own_deadlines)
+{
+    cadre_job_opts opts = {.delay_ms = 60000};
+    cadre_outcome  o;
+    pthread_t      th;
+    uint64_t       t0, took;
+
+    REQUIRE(start("0", "default", NULL) == 0);
+    REQUIRE_EQ(cadre_dispatch(client, "echo", "x", 1, &opts, &long_wait_id),
+               CADRE_OK);
+    REQUIRE(pthread_create(&th, NULL, long_wait, NULL) == 0);
+    cd_sleep_ms(100);
+    t0 = cd_mono_ms();
+    CHECK_EQ(cadre_wait(client, &long_wait_id, 1, 300, &o), CADRE_ETIMEDOUT);
+    took = cd_mono_ms() - t0;
+    CHECK_EQ(o.status, CADRE_PENDING);
+    CHECK(took >= 290 && took < 1500);
+    cadre_outcome_fini(&o);
+    pthread_join(th, NULL);
+    stop();
+}
+
 /* The pids of the node's children (its supervised workers). */
 static int
 worker_pids(pid_t node_pid, pid_t *out, int max)
@@ -456,5 +493,6 @@ main(void)
             T(bad_flags_and_unwritable_data_dir),
             T(sigterm_lets_running_jobs_finish),
             T(killed_worker_is_replaced_and_its_job_reruns),
-            T(full_store_refuses_clearly_and_keeps_what_it_had));
+            T(full_store_refuses_clearly_and_keeps_what_it_had),
+            T(waits_end_at_their_own_deadlines));
 }
