@@ -2,8 +2,8 @@
  * bench_beanstalk.c through libcadre against a running node and prints one
  * machine-readable line per figure:
  *
- *   cadre dispatch c=8 jobs=20000 rate=12345
- *   cadre bulk c=1 batch=100 jobs=20000 rate=12345
+ *   cadre dispatch c=8 jobs=20000 rate=12345 jobs_per_commit=7.9
+ *   cadre bulk c=1 batch=100 jobs=20000 rate=12345 jobs_per_commit=100.0
  *   cadre e2e producers=1 workers=2 jobs=20000 rate=12345
  *
  * Usage: bench_cadre URL KEY_FILE N MODE [CLIENTS [WORKERS]]
@@ -181,27 +181,51 @@ bc_producers_start(struct bc_producer *p, int clients, long n, bool bulk,
     }
 }
 
+/* The node's store commit counter (for jobs per commit: group commit). */
+static uint64_t
+bc_commits(cadre_client *c)
+{
+    cadre_status s;
+    uint64_t     commits;
+    int          rc;
+
+    memset(&s, 0, sizeof(s));
+    rc = cadre_status_get(c, &s);
+    if (rc != CADRE_OK)
+        bc_die("status: %s (%s)", cadre_client_errmsg(c), cadre_strerror(rc));
+    commits = s.commits;
+    cadre_status_fini(&s);
+    return commits;
+}
+
 static void
 bc_bench_dispatch(long n, int clients, bool bulk)
 {
     struct bc_producer p[BENCH_MAX_CLIENTS];
     pthread_barrier_t  start;
-    double             t0, t1;
+    cadre_client      *c = bc_open();
+    uint64_t           commits0, commits;
+    double             t0, t1, per_commit;
 
     pthread_barrier_init(&start, NULL, (unsigned)clients + 1);
     bc_producers_start(p, clients, n, bulk, &start);
     pthread_barrier_wait(&start);
     t0 = bc_now_s();
+    commits0 = bc_commits(c);
     for (int i = 0; i < clients; i++)
         pthread_join(p[i].thread, NULL);
     t1 = bc_now_s();
+    commits = bc_commits(c) - commits0;
+    per_commit = commits > 0 ? (double)n / (double)commits : 0.0;
     pthread_barrier_destroy(&start);
+    cadre_client_close(c);
     if (bulk)
-        printf("cadre bulk c=%d batch=%d jobs=%ld rate=%.0f\n", clients,
-               BENCH_BATCH, n, (double)n / (t1 - t0));
+        printf("cadre bulk c=%d batch=%d jobs=%ld rate=%.0f "
+               "jobs_per_commit=%.1f\n",
+               clients, BENCH_BATCH, n, (double)n / (t1 - t0), per_commit);
     else
-        printf("cadre dispatch c=%d jobs=%ld rate=%.0f\n", clients, n,
-               (double)n / (t1 - t0));
+        printf("cadre dispatch c=%d jobs=%ld rate=%.0f jobs_per_commit=%.1f\n",
+               clients, n, (double)n / (t1 - t0), per_commit);
 }
 
 static void

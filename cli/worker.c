@@ -5,11 +5,11 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 
 #include "cadre/cadre.h"
 #include "cli/cli.h"

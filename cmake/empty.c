@@ -1,1 +1,2 @@
-/* libcadre is built from its module archives; this file only gives CMake a source. */
+/* libcadre is built from its module archives; this file only gives CMake a
+ * source. */

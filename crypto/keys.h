@@ -32,22 +32,22 @@ typedef struct keys_key {
 int         keys_init(void);
 const char *keys_role_name(int role);
 /* Returns the role for a name, or -1. */
-int         keys_role_parse(const char *name);
-void        keys_generate(keys_key *out);
-void        keys_derive(const keys_key *master, int role, keys_key *out);
-void        keys_wipe(keys_key *k);
+int  keys_role_parse(const char *name);
+void keys_generate(keys_key *out);
+void keys_derive(const keys_key *master, int role, keys_key *out);
+void keys_wipe(keys_key *k);
 
 /* Formats a key file line into buf (>= 100 bytes). */
 void keys_format(int role, const keys_key *k, char *buf, size_t len);
 /* Writes a key file atomically (temp file + rename) with mode 0600.
  * Returns CADRE_EIO with the path and errno text. */
-int  keys_save(const char *path, int role, const keys_key *k, cd_err *err);
+int keys_save(const char *path, int role, const keys_key *k, cd_err *err);
 /* Reads a key file. Returns CADRE_ENOTFOUND if it does not exist, CADRE_EINVAL
  * if it is not a key file (message says why). */
-int  keys_load(const char *path, int *role, keys_key *k, cd_err *err);
+int keys_load(const char *path, int *role, keys_key *k, cd_err *err);
 /* Loads path and returns the key for want_role: derived when the file holds
  * the master key, as is when it holds want_role's key. Returns CADRE_EAUTH if
  * the file holds another role's key. */
-int  keys_load_for(const char *path, int want_role, keys_key *k, cd_err *err);
+int keys_load_for(const char *path, int want_role, keys_key *k, cd_err *err);
 
 #endif

@@ -18,8 +18,8 @@ void seal_close(const keys_key *k, const uint8_t *ad, size_t ad_len,
                 uint8_t *nonce, uint8_t *text, size_t len);
 /* Decrypts text[0..len) (ciphertext + tag) in place. Returns CADRE_EAUTH if it
  * does not open (wrong key, tampered); *plain_len = len - 16 on success. */
-int  seal_open(const keys_key *k, const uint8_t *ad, size_t ad_len,
-               const uint8_t *nonce, uint8_t *text, size_t len,
-               size_t *plain_len);
+int seal_open(const keys_key *k, const uint8_t *ad, size_t ad_len,
+              const uint8_t *nonce, uint8_t *text, size_t len,
+              size_t *plain_len);
 
 #endif

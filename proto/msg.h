@@ -150,15 +150,15 @@ struct msg {
 /* Packs m as a protobuf Envelope into buf (cap bytes); *len receives the size.
  * Returns CADRE_ETOOBIG if cap is too small, CADRE_EINVAL for an invalid
  * message (e.g. a kind out of range). */
-int    msg_pack(const struct msg *m, uint8_t *buf, size_t cap, size_t *len);
+int msg_pack(const struct msg *m, uint8_t *buf, size_t cap, size_t *len);
 /* The packed size of m, or 0 if m is invalid. Allocates nothing. */
 size_t msg_packed_size(const struct msg *m);
 /* Unpacks an Envelope. Returns CADRE_EPROTO for bytes that are not a valid
  * Envelope (including ids that are not 16 bytes), CADRE_ENOMEM. On success the
  * caller owns *m's contents and releases them with msg_free. */
-int    msg_unpack(const uint8_t *buf, size_t len, struct msg *m);
+int msg_unpack(const uint8_t *buf, size_t len, struct msg *m);
 /* Releases what msg_unpack allocated; accepts a zeroed or NULL msg. */
-void   msg_free(struct msg *m);
+void msg_free(struct msg *m);
 
 const char *msg_kind_name(enum msg_kind kind);
 

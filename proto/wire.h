@@ -43,10 +43,10 @@ struct wire_header {
 /* One sending identity (per process and role). Thread-safe: the counter is
  * atomic. */
 struct wire_sender {
-    int             role;
-    keys_key        key;
-    uint64_t        sender_id;
-    uint64_t        boot_id;
+    int              role;
+    keys_key         key;
+    uint64_t         sender_id;
+    uint64_t         boot_id;
     _Atomic uint64_t counter;
 };
 
@@ -57,21 +57,21 @@ struct wire_keyring {
 };
 
 /* sender_id 0 picks a random one; boot_id is always random. */
-void   wire_sender_init(struct wire_sender *s, int role, const keys_key *key,
-                        uint64_t sender_id);
+void wire_sender_init(struct wire_sender *s, int role, const keys_key *key,
+                      uint64_t sender_id);
 /* The frame size for m: WIRE_OVERHEAD + msg_packed_size(m). 0 if invalid. */
 size_t wire_frame_size(const struct msg *m);
 /* Packs and seals m into buf. Returns CADRE_ETOOBIG if cap is too small or the
  * frame would exceed max_len, CADRE_EINVAL for an invalid message. */
-int    wire_seal(struct wire_sender *s, const struct msg *m, uint8_t *buf,
-                 size_t cap, size_t max_len, size_t *len);
+int wire_seal(struct wire_sender *s, const struct msg *m, uint8_t *buf,
+              size_t cap, size_t max_len, size_t *len);
 /* Opens a frame in place (buf is modified) and decodes it into *m.
  * Returns CADRE_ETOOBIG (len > max_len), CADRE_EPROTO (truncated, wrong
  * version, length mismatch, not an Envelope), CADRE_EAUTH (no key for the
  * role, or it does not open). On success the caller frees *m with msg_free;
  * hdr (if not NULL) receives the header. */
-int    wire_open(const struct wire_keyring *ring, uint8_t *buf, size_t len,
-                 size_t max_len, struct wire_header *hdr, struct msg *m,
-                 cd_err *err);
+int wire_open(const struct wire_keyring *ring, uint8_t *buf, size_t len,
+              size_t max_len, struct wire_header *hdr, struct msg *m,
+              cd_err *err);
 
 #endif

@@ -24,9 +24,10 @@
 #define STORE_QUEUE_MAX 120 /* bytes of a queue name */
 
 enum store_sync {
-    STORE_SYNC_FULL = 0,   /* fsync data and meta on every commit */
-    STORE_SYNC_NORMAL = 1, /* MDB_NOMETASYNC: a system crash may undo the last */
-    STORE_SYNC_OFF = 2,    /* MDB_NOSYNC + periodic store_sync */
+    STORE_SYNC_FULL = 0, /* fsync data and meta on every commit */
+    STORE_SYNC_NORMAL =
+        1,              /* MDB_NOMETASYNC: a system crash may undo the last */
+    STORE_SYNC_OFF = 2, /* MDB_NOSYNC + periodic store_sync */
 };
 
 struct store_config {
@@ -63,14 +64,14 @@ struct store_job {
     uint8_t              *payload;
     size_t                payload_len;
     struct store_job_opts opts;
-    int                   state; /* enum store_job_state */
+    int                   state;      /* enum store_job_state */
     uint32_t              attempts;   /* attempts started */
     uint32_t              exceptions; /* handler errors */
     uint64_t              seq;        /* FIFO order; assigned by the store */
     uint64_t              created_at_ms;
     uint64_t              available_at_ms;   /* delayed: due time */
     uint64_t              reserved_until_ms; /* reserved: lease deadline */
-    uint64_t              lease;             /* reserved: token; store-assigned */
+    uint64_t              lease; /* reserved: token; store-assigned */
     uint64_t              finished_at_ms;
     char                 *error_type; /* last error */
     char                 *error;
@@ -90,10 +91,10 @@ typedef struct store_txn store_txn;
 int  store_open(const struct store_config *cfg, store **out, cd_err *err);
 void store_close(store *s); /* accepts NULL */
 /* Flushes to disk (for sync=off's periodic flush). */
-int  store_sync(store *s, cd_err *err);
+int store_sync(store *s, cd_err *err);
 
 /* Begins a transaction. Returns CADRE_EBUSY if a write txn is already open. */
-int  store_txn_begin(store *s, int rdonly, store_txn **out, cd_err *err);
+int store_txn_begin(store *s, int rdonly, store_txn **out, cd_err *err);
 /* Commits and frees txn. Returns CADRE_EFULL (map or disk full), CADRE_EIO;
  * on error nothing of the txn is kept and the in-memory counters are as
  * before it. A write operation that failed with anything but
@@ -113,8 +114,8 @@ int store_job_add(store_txn *txn, struct store_job *job, uint64_t now_ms,
                   int *duplicate, cd_err *err);
 
 /* Reads a pending (delayed, ready, reserved) job. Returns CADRE_ENOTFOUND. */
-int store_job_get(store_txn *txn, const cadre_job_id *id,
-                  struct store_job *out, cd_err *err);
+int store_job_get(store_txn *txn, const cadre_job_id *id, struct store_job *out,
+                  cd_err *err);
 
 /* Reserves up to max ready jobs, taking queues in the given order and each
  * queue in FIFO order (write txn). Each becomes RESERVED with attempts + 1,

@@ -223,7 +223,15 @@ TEST(status_counts_and_bulk)
         cadre_outcome_fini(&out[i]);
     }
     CHECK_EQ(done, 50);
-    REQUIRE_EQ(cadre_status_get(client, &st), CADRE_OK);
+    /* Both supervised workers are connected (one may have run all 50
+     * jobs, so give the other a moment to send its first fetch). */
+    for (int i = 0; i < 100; i++) {
+        REQUIRE_EQ(cadre_status_get(client, &st), CADRE_OK);
+        if (st.workers == 2)
+            break;
+        cadre_status_fini(&st);
+        cd_sleep_ms(50);
+    }
     REQUIRE_EQ(st.queues_n, 1);
     CHECK_STR(st.queues[0].name, "default");
     CHECK_EQ(st.queues[0].done, 50);
