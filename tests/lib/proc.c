@@ -1211,55 +1211,17 @@ struct ledger {
     size_t               lines, bad_lines;
 };
 
-static int
-proc_hex(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
+/* The harness links libcadre's sources, so it reuses their uuid text. */
 int
 proc_uuid_parse(const char *s, cadre_job_id *id)
 {
-    size_t k = 0;
-
-    for (size_t i = 0; i < 36; i++) {
-        int hi, lo;
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-')
-                return CADRE_EINVAL;
-            continue;
-        }
-        hi = proc_hex((unsigned char)s[i]);
-        lo = s[i] ? proc_hex((unsigned char)s[i + 1]) : -1;
-        if (hi < 0 || lo < 0)
-            return CADRE_EINVAL;
-        id->b[k++] = (uint8_t)(hi << 4 | lo);
-        i++;
-    }
-    if (s[36] != '\0' && s[36] != ' ' && s[36] != '\t' && s[36] != '\n')
-        return CADRE_EINVAL;
-    return CADRE_OK;
+    return cadre_job_id_parse(s, id);
 }
 
 void
 proc_uuid_format(const cadre_job_id *id, char buf[37])
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t            k = 0;
-
-    for (size_t i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            buf[k++] = '-';
-        buf[k++] = hex[id->b[i] >> 4];
-        buf[k++] = hex[id->b[i] & 15];
-    }
-    buf[k] = '\0';
+    cadre_job_id_format(id, buf);
 }
 
 static uint64_t
