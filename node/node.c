@@ -17,6 +17,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/path.h"
+#include "node/admin.h"
 #include "node/api.h"
 #include "node/dispatch.h"
 #include "node/pool.h"
@@ -46,6 +47,7 @@ struct node {
     struct api               *api;
     struct dispatch          *dispatch;
     struct waits             *waits;
+    struct admin             *admin;
     struct pool              *pool;
     uint64_t                  started_mono_ms;
     uint64_t                  next_due_ms, next_deadline_ms;
@@ -343,6 +345,8 @@ node_handle(struct node *n, struct turn *t, struct api_req *r)
         node_status(n, t, r, hdr.role, &m);
         break;
     default:
+        if (admin_handle(n->admin, t, &n->sealer, r, hdr.role, &m))
+            break;
         turn_seal_error(&n->sealer, r, hdr.role, m.request_id, CADRE_EPROTO,
                         "unexpected message kind");
         turn_defer(t, r, hdr.role, m.request_id);
@@ -593,7 +597,7 @@ node_open(struct node *n, cd_err *err)
         return rc;
     n->sealer.max_frame = n->cfg->max_frame;
     if (dispatch_new(&dc, &n->dispatch) != CADRE_OK ||
-        waits_new(&n->waits) != CADRE_OK)
+        waits_new(&n->waits) != CADRE_OK || admin_new(&n->admin) != CADRE_OK)
         return cd_err_set(err, CADRE_ENOMEM, "out of memory");
     rc = api_open(&n->api, &n->loop, n->cfg->listen, n->cfg->max_frame,
                   node_api_cb, n, n->url, sizeof(n->url), err);
@@ -632,6 +636,7 @@ node_close(struct node *n)
     uv_run(&n->loop, UV_RUN_DEFAULT); /* close callbacks */
     dispatch_free(n->dispatch);
     waits_free(n->waits);
+    admin_free(n->admin);
     store_close(n->store);
     uv_loop_close(&n->loop);
     if (n->lock_fd >= 0)
