@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cadre/cadre.h"
+#include "client/client.h"
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/err.h"
@@ -21,20 +22,9 @@
 #define CLIENT_TIMEOUT_DEFAULT_MS 10000
 #define CLIENT_WAIT_SLACK_MS 5000
 
-struct cadre_client {
-    nng_socket           sock;
-    nng_dialer           dialer;
-    char                 url[512];
-    struct wire_sender   sender;
-    struct wire_keyring  ring;
-    uint32_t             timeout_ms;
-    size_t               max_frame;
-    atomic_uint_fast64_t next_request;
-};
-
 static _Thread_local char client_errmsg[CD_ERR_MSG_MAX];
 
-static int
+int
 client_fail(cd_err *err)
 {
     snprintf(client_errmsg, sizeof(client_errmsg), "%s",
@@ -231,7 +221,7 @@ out:
 
 /* One request and its reply. On success the caller frees *rep with msg_free.
  * A MSG_ERROR reply becomes its code with "node: <message>". */
-static int
+int
 client_call(cadre_client *c, struct msg *req, uint32_t timeout_ms,
             struct msg *rep, cd_err *err)
 {
