@@ -11,10 +11,14 @@
  *             each dispatching N/CLIENTS jobs with cadre_dispatch (each call
  *             returns once the job is durable).
  *   bulk      likewise with cadre_dispatch_bulk, batches of 100.
+ *   async     likewise with cadre_dispatch_async (the client batches what
+ *             is queued while a request is in flight), then cadre_flush:
+ *             the rate counts jobs acknowledged durable.
  *   e2e       CLIENTS producers dispatching N jobs as in dispatch while the
  *             node's WORKERS (default 2) supervised workers run them; rate
  *             from the first dispatch until the node's done counter shows
  *             them all (polled with cadre_status_get every 2 ms).
+ *   e2e-async e2e with producers using cadre_dispatch_async.
  * Jobs run the task $BENCH_TASK (default "noop", from the demo plugin) with
  * a 16-byte payload, as in bench_beanstalk. It does not start the node:
  * compare.sh does. */
@@ -138,12 +142,42 @@ bc_totals(cadre_client *c, uint64_t *done, uint64_t *failed, uint32_t *workers)
 
 /* ---- producers -------------------------------------------------------- */
 
+enum bc_mode { BC_SYNC, BC_BULK, BC_ASYNC };
+
+static const char *const bc_mode_names[] = {"dispatch", "bulk", "async"};
+
 struct bc_producer {
     pthread_t          thread;
     long               jobs;
-    bool               bulk;
+    enum bc_mode       mode;
     pthread_barrier_t *start;
 };
+
+static atomic_long bc_async_errors;
+
+static void
+bc_async_cb(void *arg, int rc, const cadre_job_id *id)
+{
+    (void)arg;
+    (void)id;
+    if (rc != CADRE_OK)
+        atomic_fetch_add(&bc_async_errors, 1);
+}
+
+static void
+bc_dispatch_async(cadre_client *c, long n)
+{
+    for (long i = 0; i < n; i++)
+        if (cadre_dispatch_async(c, bc_task, BENCH_PAYLOAD,
+                                 sizeof(BENCH_PAYLOAD) - 1, NULL, bc_async_cb,
+                                 NULL) != CADRE_OK)
+            bc_die("dispatch_async: %s", cadre_client_errmsg(c));
+    if (cadre_flush(c, 120000) != CADRE_OK)
+        bc_die("flush: %s", cadre_client_errmsg(c));
+    if (atomic_load(&bc_async_errors) != 0)
+        bc_die("dispatch_async: %ld jobs refused",
+               atomic_load(&bc_async_errors));
+}
 
 static void *
 bc_producer_main(void *arg)
@@ -153,7 +187,9 @@ bc_producer_main(void *arg)
 
     bc_dispatch_one(c); /* warm-up: connects; not timed */
     pthread_barrier_wait(p->start);
-    if (p->bulk) {
+    if (p->mode == BC_ASYNC) {
+        bc_dispatch_async(c, p->jobs);
+    } else if (p->mode == BC_BULK) {
         for (long done = 0; done < p->jobs;) {
             long k =
                 p->jobs - done < BENCH_BATCH ? p->jobs - done : BENCH_BATCH;
@@ -169,12 +205,12 @@ bc_producer_main(void *arg)
 }
 
 static void
-bc_producers_start(struct bc_producer *p, int clients, long n, bool bulk,
-                   pthread_barrier_t *start)
+bc_producers_start(struct bc_producer *p, int clients, long n,
+                   enum bc_mode mode, pthread_barrier_t *start)
 {
     for (int i = 0; i < clients; i++) {
         p[i].jobs = n / clients + (i < n % clients ? 1 : 0);
-        p[i].bulk = bulk;
+        p[i].mode = mode;
         p[i].start = start;
         if (pthread_create(&p[i].thread, NULL, bc_producer_main, &p[i]) != 0)
             bc_die("pthread_create failed");
@@ -199,7 +235,7 @@ bc_commits(cadre_client *c)
 }
 
 static void
-bc_bench_dispatch(long n, int clients, bool bulk)
+bc_bench_dispatch(long n, int clients, enum bc_mode mode)
 {
     struct bc_producer p[BENCH_MAX_CLIENTS];
     pthread_barrier_t  start;
@@ -208,7 +244,7 @@ bc_bench_dispatch(long n, int clients, bool bulk)
     double             t0, t1, per_commit;
 
     pthread_barrier_init(&start, NULL, (unsigned)clients + 1);
-    bc_producers_start(p, clients, n, bulk, &start);
+    bc_producers_start(p, clients, n, mode, &start);
     pthread_barrier_wait(&start);
     t0 = bc_now_s();
     commits0 = bc_commits(c);
@@ -219,17 +255,12 @@ bc_bench_dispatch(long n, int clients, bool bulk)
     per_commit = commits > 0 ? (double)n / (double)commits : 0.0;
     pthread_barrier_destroy(&start);
     cadre_client_close(c);
-    if (bulk)
-        printf("cadre bulk c=%d batch=%d jobs=%ld rate=%.0f "
-               "jobs_per_commit=%.1f\n",
-               clients, BENCH_BATCH, n, (double)n / (t1 - t0), per_commit);
-    else
-        printf("cadre dispatch c=%d jobs=%ld rate=%.0f jobs_per_commit=%.1f\n",
-               clients, n, (double)n / (t1 - t0), per_commit);
+    printf("cadre %s c=%d jobs=%ld rate=%.0f jobs_per_commit=%.1f\n",
+           bc_mode_names[mode], clients, n, (double)n / (t1 - t0), per_commit);
 }
 
 static void
-bc_bench_e2e(long n, int producers, int workers)
+bc_bench_e2e(long n, int producers, int workers, enum bc_mode mode)
 {
     struct bc_producer p[BENCH_MAX_CLIENTS];
     pthread_barrier_t  start;
@@ -249,7 +280,7 @@ bc_bench_e2e(long n, int producers, int workers)
         bc_sleep_ms(50);
     }
     pthread_barrier_init(&start, NULL, (unsigned)producers + 1);
-    bc_producers_start(p, producers, n, false, &start);
+    bc_producers_start(p, producers, n, mode, &start);
     pthread_barrier_wait(&start);
     t0 = bc_now_s();
     deadline = t0 + BENCH_E2E_TIMEOUT_S;
@@ -272,14 +303,16 @@ bc_bench_e2e(long n, int producers, int workers)
         pthread_join(p[i].thread, NULL);
     pthread_barrier_destroy(&start);
     cadre_client_close(c);
-    printf("cadre e2e producers=%d workers=%d jobs=%ld rate=%.0f\n", producers,
-           workers, n, (double)n / (t_end - t0));
+    printf("cadre %s producers=%d workers=%d jobs=%ld rate=%.0f\n",
+           mode == BC_ASYNC ? "e2e-async" : "e2e", producers, workers, n,
+           (double)n / (t_end - t0));
 }
 
 static void
 bc_usage(void)
 {
-    fprintf(stderr, "usage: bench_cadre URL KEY_FILE N dispatch|bulk|e2e "
+    fprintf(stderr, "usage: bench_cadre URL KEY_FILE N "
+                    "dispatch|bulk|async|e2e|e2e-async "
                     "[CLIENTS [WORKERS]]\n");
     exit(2);
 }
@@ -309,11 +342,15 @@ main(int argc, char **argv)
         bc_task = "noop";
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (strcmp(mode, "dispatch") == 0)
-        bc_bench_dispatch(n, clients, false);
+        bc_bench_dispatch(n, clients, BC_SYNC);
     else if (strcmp(mode, "bulk") == 0)
-        bc_bench_dispatch(n, clients, true);
+        bc_bench_dispatch(n, clients, BC_BULK);
+    else if (strcmp(mode, "async") == 0)
+        bc_bench_dispatch(n, clients, BC_ASYNC);
     else if (strcmp(mode, "e2e") == 0)
-        bc_bench_e2e(n, clients, workers);
+        bc_bench_e2e(n, clients, workers, BC_SYNC);
+    else if (strcmp(mode, "e2e-async") == 0)
+        bc_bench_e2e(n, clients, workers, BC_ASYNC);
     else
         bc_usage();
     return 0;

@@ -191,19 +191,25 @@ start_node() {
     return 1
 }
 
+# run_cadre SYNC E2E: the dispatch workloads on a node with --sync SYNC, and
+# if E2E is 1 the end-to-end ones on a node with 2 supervised workers.
 run_cadre() {
-    local sync=$1 cfg="sync=$1"
+    local sync=$1 e2e=$2 cfg="sync=$1"
     echo "cadre ($cfg)..." >&2
     if start_node "node-$sync" --sync "$sync"; then
         record cadre "$cfg" put1 "$BC" "$NODE_URL" "$NODE_KEY" "$NSLOW" dispatch 1
         record cadre "$cfg" put8 "$BC" "$NODE_URL" "$NODE_KEY" "$N" dispatch 8
+        record cadre "$cfg" async1 "$BC" "$NODE_URL" "$NODE_KEY" "$NBULK" async 1
+        record cadre "$cfg" async8 "$BC" "$NODE_URL" "$NODE_KEY" "$NBULK" async 8
         record cadre "$cfg" bulk "$BC" "$NODE_URL" "$NODE_KEY" "$NBULK" bulk 1
         stop "$NODE_PID"
     fi
+    [ "$e2e" = 1 ] || return
     echo "cadre ($cfg, 2 workers)..." >&2
     if start_node "node-$sync-e2e" --sync "$sync" --workers 2 --plugin "$DEMO"; then
         record cadre "$cfg" e2e1 "$BC" "$NODE_URL" "$NODE_KEY" "$NSLOW" e2e 1 2
         record cadre "$cfg" e2e8 "$BC" "$NODE_URL" "$NODE_KEY" "$N" e2e 8 2
+        record cadre "$cfg" e2ea1 "$BC" "$NODE_URL" "$NODE_KEY" "$NBULK" e2e-async 1 2
         stop "$NODE_PID"
     fi
 }
@@ -220,8 +226,9 @@ if [ "$ONLY" != cadre ]; then
     run_beanstalk binlog-f0 1 -b "$TMP/binlog-fsync" -f 0
 fi
 if [ "$ONLY" != beanstalk ]; then
-    run_cadre full
-    run_cadre normal
+    run_cadre full 1
+    run_cadre normal 0
+    run_cadre off 0
 fi
 
 # ---- table ----------------------------------------------------------------
@@ -229,8 +236,10 @@ fi
 # row LABEL CADRE_CFG PEER_CFG WORKLOAD
 row() {
     local label=$1 ccfg=$2 pcfg=$3 wl=$4 c p ratio
+    local pwl=$wl
+    case $wl in async*) pwl=bulk ;; esac # the peer's best producer: pipelined
     c=${RATE["cadre $ccfg $wl"]:-}
-    p=${RATE["beanstalk $pcfg $wl"]:-}
+    p=${RATE["beanstalk $pcfg $pwl"]:-}
     if [ -n "$c" ] && [ -n "$p" ] && [ "$p" -gt 0 ]; then
         ratio=$(awk -v c="$c" -v p="$p" 'BEGIN { printf "%.2fx", c / p }')
     else
@@ -246,14 +255,22 @@ echo "jobs/s; N=$N per run (1 client, 1 producer, fsync-each peer: $NSLOW; bulk:
 printf '%-52s | %-20s | %-24s | %s\n' workload cadre "peer (beanstalkd)" ratio
 printf '%s\n' "-----------------------------------------------------+----------------------+--------------------------+------"
 row "dispatch, 1 client, fsync each" sync=full binlog-f0 put1
-row "dispatch, 1 client, lazy" sync=normal binlog put1
+row "dispatch, 1 client, sync=normal vs lazy" sync=normal binlog put1
+row "dispatch, 1 client, lazy (both flush every 50 ms)" sync=off binlog put1
 row "dispatch, 8 clients, fsync each" sync=full binlog-f0 put8
-row "dispatch, 8 clients, lazy" sync=normal binlog put8
+row "dispatch, 8 clients, sync=normal vs lazy" sync=normal binlog put8
+row "dispatch, 8 clients, lazy (both flush every 50 ms)" sync=off binlog put8
+row "async dispatch, 1 client, fsync (peer: pipelined)" sync=full binlog-f0 async1
+row "async dispatch, 1 client, lazy (peer: pipelined)" sync=off binlog async1
+row "async dispatch, 8 clients, fsync (peer: pipelined)" sync=full binlog-f0 async8
 row "bulk dispatch (cadre 100/batch; peer pipelined 100)" sync=full binlog-f0 bulk
-row "bulk dispatch, lazy" sync=normal binlog bulk
+row "bulk dispatch, lazy" sync=off binlog bulk
 row "end to end, 2 workers, 1 producer" sync=full binlog e2e1
 row "end to end, 2 workers, 8 producers" sync=full binlog e2e8
 row "end to end, 2 workers, 8 producers, peer in memory" sync=full memory e2e8
+echo
+echo "async producer, end to end (cadre only; beanstalk's producer waits per put):"
+echo "  $(printf '%s' "${RATE["cadre sync=full e2ea1"]:-n/a}") jobs/s, 1 async producer, 2 workers, sync=full"
 echo
 echo "raw:"
 printf '  %s\n' "${RAW[@]}"

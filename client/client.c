@@ -124,6 +124,7 @@ cadre_client_open(const cadre_client_opts *opts, cadre_client **out,
     c->ring.key[KEYS_ROLE_CLIENT] = key;
     keys_wipe(&key);
     atomic_init(&c->next_request, 1);
+    pthread_mutex_init(&c->slots_mu, NULL);
     if (client_dial(c, &err) != CADRE_OK) {
         cadre_client_close(c);
         goto fail;
@@ -141,7 +142,16 @@ cadre_client_close(cadre_client *c)
 {
     if (c == NULL)
         return;
+    client_batch_close(c);
     nng_close(c->sock);
+    while (c->slots != NULL) {
+        struct client_slot *slot = c->slots;
+
+        c->slots = slot->next;
+        nng_aio_free(slot->aio);
+        cd_free(slot);
+    }
+    pthread_mutex_destroy(&c->slots_mu);
     keys_wipe(&c->ring.key[KEYS_ROLE_CLIENT]);
     keys_wipe(&c->sender.key);
     cd_free(c);
@@ -175,40 +185,78 @@ client_seal(cadre_client *c, const struct msg *req, nng_msg **out, cd_err *err)
     return CADRE_OK;
 }
 
-/* Sends m and receives the reply within timeout_ms on a fresh context. */
+static struct client_slot *
+client_slot_get(cadre_client *c, cd_err *err)
+{
+    struct client_slot *slot;
+    int                 rv;
+
+    pthread_mutex_lock(&c->slots_mu);
+    slot = c->slots;
+    if (slot != NULL)
+        c->slots = slot->next;
+    pthread_mutex_unlock(&c->slots_mu);
+    if (slot != NULL)
+        return slot;
+    slot = cd_calloc(1, sizeof(*slot));
+    if (slot == NULL) {
+        cd_err_set(err, CADRE_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if ((rv = nng_ctx_open(&slot->ctx, c->sock)) != 0 ||
+        (rv = nng_aio_alloc(&slot->aio, NULL, NULL)) != 0) {
+        if (rv != NNG_ENOMEM)
+            nng_ctx_close(slot->ctx);
+        cd_free(slot);
+        cd_err_set(err, client_nng_code(rv), "nng context: %s",
+                   nng_strerror(rv));
+        return NULL;
+    }
+    return slot;
+}
+
+/* Returns slot to the pool; after a failed exchange it is closed instead,
+ * so a late reply can never meet the next request. */
+static void
+client_slot_put(cadre_client *c, struct client_slot *slot, int ok)
+{
+    if (!ok) {
+        nng_aio_free(slot->aio);
+        nng_ctx_close(slot->ctx);
+        cd_free(slot);
+        return;
+    }
+    pthread_mutex_lock(&c->slots_mu);
+    slot->next = c->slots;
+    c->slots = slot;
+    pthread_mutex_unlock(&c->slots_mu);
+}
+
+/* Sends m and receives the reply within timeout_ms on a pooled context. */
 static int
 client_roundtrip(cadre_client *c, nng_msg *m, uint32_t timeout_ms,
                  nng_msg **reply, cd_err *err)
 {
-    nng_ctx  ctx;
-    nng_aio *aio = NULL;
-    int      rv;
+    struct client_slot *slot = client_slot_get(c, err);
+    int                 rv;
 
-    if ((rv = nng_ctx_open(&ctx, c->sock)) != 0) {
+    if (slot == NULL) {
         nng_msg_free(m);
-        return cd_err_set(err, client_nng_code(rv), "nng_ctx_open: %s",
-                          nng_strerror(rv));
+        return err->code;
     }
-    if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0) {
-        nng_msg_free(m);
-        nng_ctx_close(ctx);
-        return cd_err_set(err, CADRE_ENOMEM, "out of memory");
+    nng_aio_set_timeout(slot->aio, (nng_duration)timeout_ms);
+    nng_aio_set_msg(slot->aio, m);
+    nng_ctx_send(slot->ctx, slot->aio);
+    nng_aio_wait(slot->aio);
+    if ((rv = nng_aio_result(slot->aio)) != 0) {
+        nng_msg_free(nng_aio_get_msg(slot->aio));
+    } else {
+        nng_ctx_recv(slot->ctx, slot->aio);
+        nng_aio_wait(slot->aio);
+        if ((rv = nng_aio_result(slot->aio)) == 0)
+            *reply = nng_aio_get_msg(slot->aio);
     }
-    nng_aio_set_timeout(aio, (nng_duration)timeout_ms);
-    nng_aio_set_msg(aio, m);
-    nng_ctx_send(ctx, aio);
-    nng_aio_wait(aio);
-    if ((rv = nng_aio_result(aio)) != 0) {
-        nng_msg_free(nng_aio_get_msg(aio));
-        goto out;
-    }
-    nng_ctx_recv(ctx, aio);
-    nng_aio_wait(aio);
-    if ((rv = nng_aio_result(aio)) == 0)
-        *reply = nng_aio_get_msg(aio);
-out:
-    nng_aio_free(aio);
-    nng_ctx_close(ctx);
+    client_slot_put(c, slot, rv == 0);
     if (rv == NNG_ETIMEDOUT)
         return cd_err_set(err, CADRE_ETIMEDOUT,
                           "node at %s did not answer within %u ms", c->url,

@@ -6,6 +6,7 @@
 #define CLIENT_CLIENT_H
 
 #include <nng/nng.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -15,15 +16,28 @@
 #include "proto/msg.h"
 #include "proto/wire.h"
 
+/* A reusable nng context and aio: opening them per call costs about as much
+ * as the round trip itself. */
+struct client_slot {
+    nng_ctx             ctx;
+    nng_aio            *aio;
+    struct client_slot *next;
+};
+
+struct client_batcher; /* client/batch.c: cadre_dispatch_async */
+
 struct cadre_client {
-    nng_socket           sock;
-    nng_dialer           dialer;
-    char                 url[512];
-    struct wire_sender   sender;
-    struct wire_keyring  ring;
-    uint32_t             timeout_ms;
-    size_t               max_frame;
-    atomic_uint_fast64_t next_request;
+    nng_socket             sock;
+    nng_dialer             dialer;
+    char                   url[512];
+    struct wire_sender     sender;
+    struct wire_keyring    ring;
+    uint32_t               timeout_ms;
+    size_t                 max_frame;
+    atomic_uint_fast64_t   next_request;
+    pthread_mutex_t        slots_mu;
+    struct client_slot    *slots;   /* free list */
+    struct client_batcher *batcher; /* NULL until the first async dispatch */
 };
 
 /* Stores err's message as this thread's cadre_client_errmsg() and returns
@@ -37,5 +51,9 @@ int client_fail(cd_err *err);
  * Any thread (each call uses its own nng context). */
 int client_call(cadre_client *c, struct msg *req, uint32_t timeout_ms,
                 struct msg *rep, cd_err *err);
+
+/* Stops the async batcher after flushing it (up to the client timeout); jobs
+ * still queued then get CADRE_ECLOSED. Called by cadre_client_close. */
+void client_batch_close(cadre_client *c);
 
 #endif

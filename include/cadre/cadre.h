@@ -136,6 +136,30 @@ typedef struct cadre_job_spec {
 CADRE_API int cadre_dispatch_bulk(cadre_client *c, const cadre_job_spec *jobs,
                                   size_t n, cadre_job_id *ids);
 
+/* Called once per job queued with cadre_dispatch_async, on the client's
+ * sender thread, when the node has stored it (rc = CADRE_OK) or refused it
+ * (rc and cadre_client_errmsg on that thread say why). id is valid during the
+ * call. Keep it short: the next batch waits for it. */
+typedef void (*cadre_dispatch_cb)(void *arg, int rc, const cadre_job_id *id);
+
+/* Queues a job and returns at once. A background thread sends queued jobs in
+ * bulk requests (one durable commit per batch), so a producer that does not
+ * wait for each acknowledgement gets many times the rate of cadre_dispatch.
+ * task, payload and opts are copied. A lost reply is retried with the same
+ * ids (stored once). Blocks while 65,536 jobs are queued (back-pressure).
+ * Returns CADRE_EINVAL (no task), CADRE_ENOMEM, CADRE_ECLOSED; cb is called
+ * only when CADRE_OK is returned. */
+CADRE_API int cadre_dispatch_async(cadre_client *c, const char *task,
+                                   const void *payload, size_t payload_len,
+                                   const cadre_job_opts *opts,
+                                   cadre_dispatch_cb cb, void *arg);
+
+/* Waits until every job queued with cadre_dispatch_async has been
+ * acknowledged or refused. Returns CADRE_ETIMEDOUT after timeout_ms.
+ * cadre_client_close flushes too (up to the client timeout); jobs still
+ * queued then get CADRE_ECLOSED in their callback. */
+CADRE_API int cadre_flush(cadre_client *c, uint64_t timeout_ms);
+
 enum cadre_outcome_status {
     CADRE_PENDING = 0, /* not finished when the wait ended */
     CADRE_DONE = 1,

@@ -434,6 +434,57 @@ TEST(waits_end_at_their_own_deadlines)
     stop();
 }
 
+#define ASYNC_JOBS 3000
+
+static int          async_rc[ASYNC_JOBS + 1];
+static cadre_job_id async_ids[ASYNC_JOBS + 1];
+static int          async_calls;
+
+static void
+async_cb(void *arg, int rc, const cadre_job_id *id)
+{
+    size_t i = (size_t)(uintptr_t)arg;
+
+    async_rc[i] = rc;
+    async_ids[i] = *id;
+    async_calls++; /* one sender thread: no race */
+}
+
+/* Async dispatch: every job acknowledged once, in few commits; a bad job in
+ * the middle is refused alone, the others are stored. */
+TEST(async_dispatch_acks_each_job_and_refuses_only_bad_ones)
+{
+    char        *more[] = {"--max-payload", "1000", NULL};
+    static char  big[2000];
+    cadre_status st;
+    int          ok = 0;
+
+    REQUIRE(start("0", "default", more) == 0);
+    for (size_t i = 0; i <= ASYNC_JOBS; i++) {
+        int bad = i == ASYNC_JOBS / 2;
+
+        async_rc[i] = -1;
+        REQUIRE_EQ(cadre_dispatch_async(client, "echo", bad ? big : "x",
+                                        bad ? sizeof(big) : 1, NULL, async_cb,
+                                        (void *)(uintptr_t)i),
+                   CADRE_OK);
+    }
+    REQUIRE_EQ(cadre_flush(client, 30000), CADRE_OK);
+    CHECK_EQ(async_calls, ASYNC_JOBS + 1);
+    for (size_t i = 0; i <= ASYNC_JOBS; i++)
+        ok += async_rc[i] == CADRE_OK;
+    CHECK_EQ(ok, ASYNC_JOBS);
+    CHECK_EQ(async_rc[ASYNC_JOBS / 2], CADRE_ETOOBIG);
+    CHECK(memcmp(&async_ids[0], &async_ids[1], sizeof(cadre_job_id)) != 0);
+    REQUIRE_EQ(cadre_status_get(client, &st), CADRE_OK);
+    REQUIRE_EQ(st.queues_n, 1);
+    CHECK_EQ(st.queues[0].ready, ASYNC_JOBS);
+    /* Batched: far fewer commits than jobs. */
+    CHECK(st.commits < ASYNC_JOBS / 10);
+    cadre_status_fini(&st);
+    stop();
+}
+
 /* The pids of the node's children (its supervised workers). */
 static int
 worker_pids(pid_t node_pid, pid_t *out, int max)
@@ -502,5 +553,6 @@ main(void)
             T(sigterm_lets_running_jobs_finish),
             T(killed_worker_is_replaced_and_its_job_reruns),
             T(full_store_refuses_clearly_and_keeps_what_it_had),
-            T(waits_end_at_their_own_deadlines));
+            T(waits_end_at_their_own_deadlines),
+            T(async_dispatch_acks_each_job_and_refuses_only_bad_ones));
 }
