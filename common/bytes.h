@@ -53,4 +53,17 @@ cd_get_u16be(const uint8_t *p)
     return (uint16_t)(((unsigned)p[0] << 8) | p[1]);
 }
 
+/* The value of one hex digit, or -1. */
+static inline int
+cd_hex_value(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 #endif

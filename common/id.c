@@ -57,18 +57,6 @@ cadre_job_id_format(const cadre_job_id *id, char *buf)
     *o = '\0';
 }
 
-static int
-id_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int
 cadre_job_id_parse(const char *s, cadre_job_id *id)
 {
@@ -85,8 +73,8 @@ cadre_job_id_parse(const char *s, cadre_job_id *id)
                 return CADRE_EINVAL;
             continue;
         }
-        hi = id_hexval(s[i]);
-        lo = id_hexval(s[i + 1]);
+        hi = cd_hex_value(s[i]);
+        lo = cd_hex_value(s[i + 1]);
         if (hi < 0 || lo < 0)
             return CADRE_EINVAL;
         out.b[n++] = (uint8_t)(hi << 4 | lo);

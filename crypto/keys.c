@@ -4,6 +4,8 @@
  * accepts (proto/wire.h). Every buffer that held key material is wiped. */
 #include "crypto/keys.h"
 
+#include "common/bytes.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
@@ -208,18 +210,6 @@ fail:
                       strerror(e));
 }
 
-static int
-keys_hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Parses one key line (NUL-terminated, trailing newline allowed) into *role
  * and *k. Returns CADRE_EINVAL with a reason (no path) in err. */
 static int
@@ -261,8 +251,8 @@ keys_parse(const char *s, int *role, keys_key *k, cd_err *err)
     if (*p++ != ' ')
         return cd_err_set(err, CADRE_EINVAL, "missing key (%s)", expect);
     for (size_t i = 0; i < KEYS_LEN; i++) {
-        int hi = keys_hexval(p[2 * i]);
-        int lo = hi < 0 ? -1 : keys_hexval(p[2 * i + 1]);
+        int hi = cd_hex_value(p[2 * i]);
+        int lo = hi < 0 ? -1 : cd_hex_value(p[2 * i + 1]);
 
         if (hi < 0 || lo < 0) {
             sodium_memzero(&out, sizeof(out));

@@ -28,7 +28,8 @@
 
 #define NODE_TICK_MS 10
 #define NODE_PRUNE_EVERY_MS 60000
-#define NODE_SYNC_EVERY_MS 50 /* sync=off: flushed as often as beanstalkd -f 50 */
+#define NODE_SYNC_EVERY_MS                                                     \
+    50 /* sync=off: flushed as often as beanstalkd -f 50 */
 #define NODE_MAX_JOBS_PER_REQUEST 100000
 #define NODE_TASK_MAX 255
 
