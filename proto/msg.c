@@ -28,6 +28,11 @@ _Static_assert((int)MSG_OUTCOME_DONE ==
                    (int)MSG_OUTCOME_RETURN ==
                        (int)CADRE__OUTCOME_KIND__OUTCOME_RETURN,
                "outcome kinds match cadre.proto");
+_Static_assert((int)MSG_ADMIN_FAILED_RETRY ==
+                       (int)CADRE__ADMIN_OP__ADMIN_FAILED_RETRY &&
+                   (int)MSG_ADMIN_QUEUE_PAUSED ==
+                       (int)CADRE__ADMIN_OP__ADMIN_QUEUE_PAUSED,
+               "admin ops match cadre.proto");
 
 /* ---- allocator ---------------------------------------------------------- */
 
@@ -125,6 +130,23 @@ union msg_chunk {
         Cadre__QueueStats  q[MSG_CHUNK];
     } status;
     Cadre__Error error;
+    struct {
+        Cadre__FailedQuery  q;
+        ProtobufCBinaryData ids[MSG_CHUNK];
+    } failed_query;
+    struct {
+        Cadre__FailedJobs js;
+        Cadre__FailedJob *p[MSG_CHUNK];
+        Cadre__FailedJob  j[MSG_CHUNK];
+    } failed_jobs;
+    struct {
+        Cadre__Admin        a;
+        ProtobufCBinaryData ids[MSG_CHUNK];
+    } admin;
+    struct {
+        Cadre__AdminReply   r;
+        ProtobufCBinaryData missing[MSG_CHUNK];
+    } admin_reply;
 };
 
 /* protobuf-c takes non-const pointers but only reads them when packing. */
@@ -182,6 +204,14 @@ msg_body_count(const struct msg *m)
         return m->u.wait_reply.results_n;
     case MSG_STATUS:
         return m->u.status.queues_n;
+    case MSG_FAILED_QUERY:
+        return m->u.failed_query.ids_n;
+    case MSG_FAILED_JOBS:
+        return m->u.failed_jobs.jobs_n;
+    case MSG_ADMIN:
+        return m->u.admin.ids_n;
+    case MSG_ADMIN_REPLY:
+        return m->u.admin_reply.missing_n;
     default:
         return 0;
     }
@@ -211,6 +241,14 @@ msg_body_field(enum msg_kind kind)
         return CADRE__ENVELOPE__BODY_STATUS;
     case MSG_ERROR:
         return CADRE__ENVELOPE__BODY_ERROR;
+    case MSG_FAILED_QUERY:
+        return CADRE__ENVELOPE__BODY_FAILED_QUERY;
+    case MSG_FAILED_JOBS:
+        return CADRE__ENVELOPE__BODY_FAILED_JOBS;
+    case MSG_ADMIN:
+        return CADRE__ENVELOPE__BODY_ADMIN;
+    case MSG_ADMIN_REPLY:
+        return CADRE__ENVELOPE__BODY_ADMIN_REPLY;
     default:
         return 0;
     }
@@ -307,6 +345,126 @@ msg_queue_stats_build(Cadre__QueueStats *q, const cadre_queue_stats *in)
     q->failed = in->failed;
     q->oldest_ready_age_ms = in->oldest_ready_age_ms;
     return 0;
+}
+
+/* A cursor: opaque bytes of at most MSG_CURSOR_MAX. */
+static int
+msg_cursor_ok(const msg_bytes *b)
+{
+    return msg_bytes_ok(b) && b->len <= MSG_CURSOR_MAX;
+}
+
+static int
+msg_failed_job_build(Cadre__FailedJob *j, const struct msg_failed_job *in)
+{
+    if (!msg_bytes_ok(&in->payload))
+        return -1;
+    cadre__failed_job__init(j);
+    j->id = msg_pb_id(&in->id);
+    j->queue = msg_str(in->queue);
+    j->task = msg_str(in->task);
+    j->attempts = in->attempts;
+    j->tries = in->tries;
+    j->error_type = msg_str(in->error_type);
+    j->error = msg_str(in->error);
+    j->failed_at_ms = in->failed_at_ms;
+    j->created_at_ms = in->created_at_ms;
+    j->payload = msg_pb_bytes(&in->payload);
+    j->payload_len = in->payload_len;
+    return 0;
+}
+
+/* The operator messages' chunks (see msg_chunk_build). */
+static const ProtobufCMessage *
+msg_admin_chunk_build(const struct msg *m, size_t start, size_t k, int first,
+                      union msg_chunk *c)
+{
+    size_t n = msg_body_count(m);
+
+    switch (m->kind) {
+    case MSG_FAILED_QUERY: {
+        const struct msg_failed_query *q = &m->u.failed_query;
+
+        if ((n > 0 && q->ids == NULL) || !msg_cursor_ok(&q->after))
+            return NULL;
+        cadre__failed_query__init(&c->failed_query.q);
+        if (first) {
+            c->failed_query.q.queue = msg_str(q->queue);
+            c->failed_query.q.after = msg_pb_bytes(&q->after);
+            c->failed_query.q.limit = q->limit;
+        }
+        for (size_t i = 0; i < k; i++)
+            c->failed_query.ids[i] = msg_pb_id(&q->ids[start + i]);
+        c->failed_query.q.n_ids = k;
+        c->failed_query.q.ids = c->failed_query.ids;
+        return &c->failed_query.q.base;
+    }
+    case MSG_FAILED_JOBS: {
+        const struct msg_failed_jobs *f = &m->u.failed_jobs;
+
+        if ((n > 0 && f->jobs == NULL) || !msg_cursor_ok(&f->next))
+            return NULL;
+        cadre__failed_jobs__init(&c->failed_jobs.js);
+        if (first) {
+            c->failed_jobs.js.next = msg_pb_bytes(&f->next);
+            c->failed_jobs.js.more = f->more != 0;
+        }
+        for (size_t i = 0; i < k; i++) {
+            if (msg_failed_job_build(&c->failed_jobs.j[i],
+                                     &f->jobs[start + i]) != 0)
+                return NULL;
+            c->failed_jobs.p[i] = &c->failed_jobs.j[i];
+        }
+        c->failed_jobs.js.n_jobs = k;
+        c->failed_jobs.js.jobs = c->failed_jobs.p;
+        return &c->failed_jobs.js.base;
+    }
+    case MSG_ADMIN: {
+        const struct msg_admin *a = &m->u.admin;
+
+        if ((n > 0 && a->ids == NULL) || !msg_cursor_ok(&a->after) ||
+            a->op <= MSG_ADMIN_NONE || a->op > MSG_ADMIN_QUEUE_PAUSED)
+            return NULL;
+        cadre__admin__init(&c->admin.a);
+        if (first) {
+            c->admin.a.op = (Cadre__AdminOp)a->op;
+            c->admin.a.queue = msg_str(a->queue);
+            c->admin.a.older_than_ms = a->older_than_ms;
+            c->admin.a.after = msg_pb_bytes(&a->after);
+            c->admin.a.all = a->all != 0;
+        }
+        for (size_t i = 0; i < k; i++)
+            c->admin.ids[i] = msg_pb_id(&a->ids[start + i]);
+        c->admin.a.n_ids = k;
+        c->admin.a.ids = c->admin.ids;
+        return &c->admin.a.base;
+    }
+    case MSG_ADMIN_REPLY: {
+        const struct msg_admin_reply *r = &m->u.admin_reply;
+
+        if ((n > 0 && r->missing == NULL) || !msg_cursor_ok(&r->next) ||
+            (r->queues_n > 0 && r->queues == NULL))
+            return NULL;
+        cadre__admin_reply__init(&c->admin_reply.r);
+        if (first) {
+            for (size_t i = 0; i < r->queues_n; i++)
+                if (r->queues[i] == NULL)
+                    return NULL;
+            c->admin_reply.r.count = r->count;
+            c->admin_reply.r.next = msg_pb_bytes(&r->next);
+            c->admin_reply.r.more = r->more != 0;
+            c->admin_reply.r.n_queues = r->queues_n;
+            c->admin_reply.r.queues = (char **)r->queues;
+        }
+        for (size_t i = 0; i < k; i++)
+            c->admin_reply.missing[i] = msg_pb_id(&r->missing[start + i]);
+        c->admin_reply.r.n_missing = k;
+        c->admin_reply.r.missing = c->admin_reply.missing;
+        return &c->admin_reply.r.base;
+    }
+    default:
+        return NULL;
+    }
 }
 
 /* Builds into c the chunk of m's body that starts at element *pos and moves
@@ -468,6 +626,11 @@ msg_chunk_build(const struct msg *m, size_t *pos, union msg_chunk *c)
         c->error.code = (uint32_t)m->u.error.code;
         c->error.message = msg_str(m->u.error.message);
         return &c->error.base;
+    case MSG_FAILED_QUERY:
+    case MSG_FAILED_JOBS:
+    case MSG_ADMIN:
+    case MSG_ADMIN_REPLY:
+        return msg_admin_chunk_build(m, start, k, first, c);
     default:
         return NULL;
     }
@@ -848,6 +1011,101 @@ msg_error_get(const Cadre__Error *in, struct msg_error *out)
     return CADRE_OK;
 }
 
+static int
+msg_ids_get(ProtobufCBinaryData *in, size_t n, cadre_job_id **out)
+{
+    cadre_job_id *ids;
+    int           rc;
+
+    for (size_t i = 0; i < n; i++)
+        if (in[i].len != MSG_ID_LEN)
+            return CADRE_EPROTO;
+    rc = msg_array_new(n, sizeof(*ids), (void **)&ids);
+    if (rc != CADRE_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        msg_id_get(&in[i], &ids[i]);
+    *out = ids;
+    return CADRE_OK;
+}
+
+static int
+msg_failed_query_get(const Cadre__FailedQuery *in, struct msg_failed_query *out)
+{
+    if (in->after.len > MSG_CURSOR_MAX)
+        return CADRE_EPROTO;
+    out->queue = in->queue;
+    out->after = msg_bytes_get(&in->after);
+    out->limit = in->limit;
+    out->ids_n = in->n_ids;
+    return msg_ids_get(in->ids, in->n_ids, &out->ids);
+}
+
+static int
+msg_failed_jobs_get(const Cadre__FailedJobs *in, struct msg_failed_jobs *out)
+{
+    struct msg_failed_job *jobs;
+    int                    rc;
+
+    if (in->next.len > MSG_CURSOR_MAX)
+        return CADRE_EPROTO;
+    for (size_t i = 0; i < in->n_jobs; i++)
+        if (in->jobs[i]->id.len != MSG_ID_LEN)
+            return CADRE_EPROTO;
+    rc = msg_array_new(in->n_jobs, sizeof(*jobs), (void **)&jobs);
+    if (rc != CADRE_OK)
+        return rc;
+    for (size_t i = 0; i < in->n_jobs; i++) {
+        const Cadre__FailedJob *j = in->jobs[i];
+
+        msg_id_get(&j->id, &jobs[i].id);
+        jobs[i].queue = j->queue;
+        jobs[i].task = j->task;
+        jobs[i].attempts = j->attempts;
+        jobs[i].tries = j->tries;
+        jobs[i].error_type = j->error_type;
+        jobs[i].error = j->error;
+        jobs[i].failed_at_ms = j->failed_at_ms;
+        jobs[i].created_at_ms = j->created_at_ms;
+        jobs[i].payload = msg_bytes_get(&j->payload);
+        jobs[i].payload_len = j->payload_len;
+    }
+    out->jobs = jobs;
+    out->jobs_n = in->n_jobs;
+    out->next = msg_bytes_get(&in->next);
+    out->more = in->more != 0;
+    return CADRE_OK;
+}
+
+static int
+msg_admin_get(const Cadre__Admin *in, struct msg_admin *out)
+{
+    if ((int)in->op <= MSG_ADMIN_NONE || (int)in->op > MSG_ADMIN_QUEUE_PAUSED ||
+        in->after.len > MSG_CURSOR_MAX)
+        return CADRE_EPROTO;
+    out->op = (int)in->op;
+    out->queue = in->queue;
+    out->older_than_ms = in->older_than_ms;
+    out->after = msg_bytes_get(&in->after);
+    out->all = in->all != 0;
+    out->ids_n = in->n_ids;
+    return msg_ids_get(in->ids, in->n_ids, &out->ids);
+}
+
+static int
+msg_admin_reply_get(const Cadre__AdminReply *in, struct msg_admin_reply *out)
+{
+    if (in->next.len > MSG_CURSOR_MAX)
+        return CADRE_EPROTO;
+    out->count = in->count;
+    out->next = msg_bytes_get(&in->next);
+    out->more = in->more != 0;
+    out->queues = (const char **)in->queues; /* borrowed whole */
+    out->queues_n = in->n_queues;
+    out->missing_n = in->n_missing;
+    return msg_ids_get(in->missing, in->n_missing, &out->missing);
+}
+
 /* Fills out's body from e. Returns CADRE_EPROTO or CADRE_ENOMEM; nothing is
  * left allocated on failure. */
 static int
@@ -893,6 +1151,26 @@ msg_body_get(const Cadre__Envelope *e, struct msg *out)
         out->kind = MSG_ERROR;
         return e->error == NULL ? CADRE_EPROTO
                                 : msg_error_get(e->error, &out->u.error);
+    case CADRE__ENVELOPE__BODY_FAILED_QUERY:
+        out->kind = MSG_FAILED_QUERY;
+        return e->failed_query == NULL
+                   ? CADRE_EPROTO
+                   : msg_failed_query_get(e->failed_query,
+                                          &out->u.failed_query);
+    case CADRE__ENVELOPE__BODY_FAILED_JOBS:
+        out->kind = MSG_FAILED_JOBS;
+        return e->failed_jobs == NULL
+                   ? CADRE_EPROTO
+                   : msg_failed_jobs_get(e->failed_jobs, &out->u.failed_jobs);
+    case CADRE__ENVELOPE__BODY_ADMIN:
+        out->kind = MSG_ADMIN;
+        return e->admin == NULL ? CADRE_EPROTO
+                                : msg_admin_get(e->admin, &out->u.admin);
+    case CADRE__ENVELOPE__BODY_ADMIN_REPLY:
+        out->kind = MSG_ADMIN_REPLY;
+        return e->admin_reply == NULL
+                   ? CADRE_EPROTO
+                   : msg_admin_reply_get(e->admin_reply, &out->u.admin_reply);
     default:
         return CADRE_EPROTO; /* no body, or one this build does not know */
     }
@@ -955,6 +1233,18 @@ msg_free(struct msg *m)
         case MSG_STATUS:
             cd_free(m->u.status.queues);
             break;
+        case MSG_FAILED_QUERY:
+            cd_free(m->u.failed_query.ids);
+            break;
+        case MSG_FAILED_JOBS:
+            cd_free(m->u.failed_jobs.jobs);
+            break;
+        case MSG_ADMIN:
+            cd_free(m->u.admin.ids);
+            break;
+        case MSG_ADMIN_REPLY:
+            cd_free(m->u.admin_reply.missing);
+            break;
         default:
             break;
         }
@@ -987,6 +1277,14 @@ msg_kind_name(enum msg_kind kind)
         return "status";
     case MSG_ERROR:
         return "error";
+    case MSG_FAILED_QUERY:
+        return "failed_query";
+    case MSG_FAILED_JOBS:
+        return "failed_jobs";
+    case MSG_ADMIN:
+        return "admin";
+    case MSG_ADMIN_REPLY:
+        return "admin_reply";
     }
     return "unknown";
 }

@@ -116,6 +116,71 @@ struct msg_error {
     const char *message;
 };
 
+/* ---- operator requests (cadre.proto: FailedQuery ... AdminReply) ---- */
+
+#define MSG_CURSOR_MAX 64 /* bytes of an after/next cursor */
+
+struct msg_failed_query {
+    const char   *queue; /* list: NULL or "" every queue */
+    msg_bytes     after; /* list: an opaque cursor (len <= MSG_CURSOR_MAX) */
+    uint32_t      limit;
+    cadre_job_id *ids; /* show: these jobs */
+    size_t        ids_n;
+};
+
+struct msg_failed_job {
+    cadre_job_id id;
+    const char  *queue;
+    const char  *task;
+    uint32_t     attempts;
+    uint32_t     tries;
+    const char  *error_type;
+    const char  *error;
+    uint64_t     failed_at_ms;
+    uint64_t     created_at_ms;
+    msg_bytes    payload;     /* show only */
+    uint64_t     payload_len; /* also when payload is not sent */
+};
+
+struct msg_failed_jobs {
+    struct msg_failed_job *jobs;
+    size_t                 jobs_n;
+    msg_bytes              next; /* len <= MSG_CURSOR_MAX */
+    int                    more;
+};
+
+enum msg_admin_op {
+    MSG_ADMIN_NONE = 0,
+    MSG_ADMIN_FAILED_RETRY = 1,
+    MSG_ADMIN_FAILED_FORGET = 2,
+    MSG_ADMIN_FAILED_FLUSH = 3,
+    MSG_ADMIN_FAILED_PRUNE = 4,
+    MSG_ADMIN_QUEUE_CLEAR = 5,
+    MSG_ADMIN_QUEUE_PAUSE = 6,
+    MSG_ADMIN_QUEUE_RESUME = 7,
+    MSG_ADMIN_QUEUE_PAUSED = 8,
+};
+
+struct msg_admin {
+    int           op; /* enum msg_admin_op, never NONE once decoded */
+    cadre_job_id *ids;
+    size_t        ids_n;
+    const char   *queue;
+    uint64_t      older_than_ms;
+    msg_bytes     after; /* len <= MSG_CURSOR_MAX */
+    int           all;
+};
+
+struct msg_admin_reply {
+    uint64_t      count;
+    msg_bytes     next; /* len <= MSG_CURSOR_MAX */
+    int           more;
+    cadre_job_id *missing;
+    size_t        missing_n;
+    const char  **queues;
+    size_t        queues_n;
+};
+
 enum msg_kind {
     MSG_NONE = 0,
     MSG_DISPATCH,
@@ -127,6 +192,10 @@ enum msg_kind {
     MSG_STATUS_REQUEST,
     MSG_STATUS,
     MSG_ERROR,
+    MSG_FAILED_QUERY,
+    MSG_FAILED_JOBS,
+    MSG_ADMIN,
+    MSG_ADMIN_REPLY,
 };
 
 /* One Envelope. For MSG_STATUS, status.queues (and status itself) follow the
@@ -143,6 +212,10 @@ struct msg {
         struct msg_wait_reply     wait_reply;
         cadre_status              status;
         struct msg_error          error;
+        struct msg_failed_query   failed_query;
+        struct msg_failed_jobs    failed_jobs;
+        struct msg_admin          admin;
+        struct msg_admin_reply    admin_reply;
     } u;
     void *owner_; /* decoder's allocation; private */
 };

@@ -1245,8 +1245,335 @@ TEST(msg_kind_names)
     CHECK_STR(msg_kind_name(MSG_DISPATCH), "dispatch");
     CHECK_STR(msg_kind_name(MSG_WAIT_REPLY), "wait_reply");
     CHECK_STR(msg_kind_name(MSG_ERROR), "error");
+    CHECK_STR(msg_kind_name(MSG_ADMIN_REPLY), "admin_reply");
     CHECK_STR(msg_kind_name((enum msg_kind)42), "unknown");
     msg_free(NULL);
+}
+
+/* ---- operator messages (failed jobs, queues) ----------------------------- */
+
+TEST(roundtrip_failed_query)
+{
+    static const uint8_t cursor[16] = {7, 7, 7};
+    cadre_job_id         ids[2];
+    struct msg           m, out;
+
+    test_id(&ids[0], 1);
+    test_id(&ids[1], 2);
+    memset(&m, 0, sizeof(m));
+    m.request_id = 11;
+    m.kind = MSG_FAILED_QUERY;
+    m.u.failed_query.queue = "emails";
+    m.u.failed_query.after = (msg_bytes){cursor, sizeof(cursor)};
+    m.u.failed_query.limit = 500;
+    REQUIRE_EQ(test_roundtrip(&m, &out, NULL, NULL), CADRE_OK);
+    REQUIRE_EQ(out.kind, MSG_FAILED_QUERY);
+    CHECK_EQ(out.request_id, 11);
+    CHECK_STR(out.u.failed_query.queue, "emails");
+    CHECK(test_bytes_is(out.u.failed_query.after, cursor, sizeof(cursor)));
+    CHECK_EQ(out.u.failed_query.limit, 500);
+    CHECK_EQ(out.u.failed_query.ids_n, 0);
+    msg_free(&out);
+
+    memset(&m.u.failed_query, 0, sizeof(m.u.failed_query));
+    m.u.failed_query.ids = ids;
+    m.u.failed_query.ids_n = 2;
+    REQUIRE_EQ(test_roundtrip(&m, &out, NULL, NULL), CADRE_OK);
+    REQUIRE_EQ(out.u.failed_query.ids_n, 2);
+    CHECK(test_id_is(&out.u.failed_query.ids[1], 2));
+    CHECK_STR(out.u.failed_query.queue, "");
+    CHECK_EQ(out.u.failed_query.after.len, 0);
+    msg_free(&out);
+}
+
+TEST(roundtrip_failed_jobs)
+{
+    static const uint8_t  payload[] = {0, 'x', 255};
+    static const uint8_t  next[16] = {9};
+    struct msg_failed_job js[2];
+    struct msg            m, out;
+
+    memset(js, 0, sizeof(js));
+    test_id(&js[0].id, 3);
+    js[0].queue = "default";
+    js[0].task = "fail";
+    js[0].attempts = 3;
+    js[0].tries = 3;
+    js[0].error_type = "DemoError";
+    js[0].error = "card declined";
+    js[0].failed_at_ms = 1700000000123ull;
+    js[0].created_at_ms = 1700000000000ull;
+    js[0].payload = (msg_bytes){payload, sizeof(payload)};
+    js[0].payload_len = sizeof(payload);
+    test_id(&js[1].id, 4);
+    js[1].payload_len = 1u << 20; /* a listing: size only */
+    memset(&m, 0, sizeof(m));
+    m.kind = MSG_FAILED_JOBS;
+    m.u.failed_jobs.jobs = js;
+    m.u.failed_jobs.jobs_n = 2;
+    m.u.failed_jobs.next = (msg_bytes){next, sizeof(next)};
+    m.u.failed_jobs.more = 1;
+    REQUIRE_EQ(test_roundtrip(&m, &out, NULL, NULL), CADRE_OK);
+    REQUIRE_EQ(out.kind, MSG_FAILED_JOBS);
+    REQUIRE_EQ(out.u.failed_jobs.jobs_n, 2);
+    CHECK(out.u.failed_jobs.more);
+    CHECK(test_bytes_is(out.u.failed_jobs.next, next, sizeof(next)));
+    {
+        const struct msg_failed_job *j = &out.u.failed_jobs.jobs[0];
+
+        CHECK(test_id_is(&j->id, 3));
+        CHECK_STR(j->queue, "default");
+        CHECK_STR(j->task, "fail");
+        CHECK_EQ(j->attempts, 3);
+        CHECK_EQ(j->tries, 3);
+        CHECK_STR(j->error_type, "DemoError");
+        CHECK_STR(j->error, "card declined");
+        CHECK_EQ(j->failed_at_ms, 1700000000123ull);
+        CHECK_EQ(j->created_at_ms, 1700000000000ull);
+        CHECK(test_bytes_is(j->payload, payload, sizeof(payload)));
+        CHECK_EQ(j->payload_len, sizeof(payload));
+    }
+    CHECK(test_id_is(&out.u.failed_jobs.jobs[1].id, 4));
+    CHECK_EQ(out.u.failed_jobs.jobs[1].payload.len, 0);
+    CHECK_EQ(out.u.failed_jobs.jobs[1].payload_len, 1u << 20);
+    msg_free(&out);
+
+    /* A cursor over MSG_CURSOR_MAX is not encoded. */
+    {
+        static const uint8_t big[MSG_CURSOR_MAX + 1];
+
+        m.u.failed_jobs.next = (msg_bytes){big, sizeof(big)};
+        CHECK_EQ(msg_packed_size(&m), 0);
+    }
+}
+
+TEST(roundtrip_admin)
+{
+    static const uint8_t after[24] = {1, 2, 3};
+    cadre_job_id         ids[3];
+    struct msg           m, out;
+
+    for (int i = 0; i < 3; i++)
+        test_id(&ids[i], 10 + i);
+    memset(&m, 0, sizeof(m));
+    m.request_id = 77;
+    m.kind = MSG_ADMIN;
+    m.u.admin.op = MSG_ADMIN_FAILED_RETRY;
+    m.u.admin.ids = ids;
+    m.u.admin.ids_n = 3;
+    m.u.admin.queue = "payments";
+    m.u.admin.older_than_ms = 3600000;
+    m.u.admin.after = (msg_bytes){after, sizeof(after)};
+    m.u.admin.all = 1;
+    REQUIRE_EQ(test_roundtrip(&m, &out, NULL, NULL), CADRE_OK);
+    REQUIRE_EQ(out.kind, MSG_ADMIN);
+    CHECK_EQ(out.request_id, 77);
+    CHECK_EQ(out.u.admin.op, MSG_ADMIN_FAILED_RETRY);
+    REQUIRE_EQ(out.u.admin.ids_n, 3);
+    CHECK(test_id_is(&out.u.admin.ids[2], 12));
+    CHECK_STR(out.u.admin.queue, "payments");
+    CHECK_EQ(out.u.admin.older_than_ms, 3600000);
+    CHECK(test_bytes_is(out.u.admin.after, after, sizeof(after)));
+    CHECK(out.u.admin.all);
+    msg_free(&out);
+
+    /* Every op survives; NONE and unknown ops are not encoded. */
+    memset(&m.u.admin, 0, sizeof(m.u.admin));
+    for (int op = MSG_ADMIN_FAILED_RETRY; op <= MSG_ADMIN_QUEUE_PAUSED; op++) {
+        m.u.admin.op = op;
+        REQUIRE_EQ(test_roundtrip(&m, &out, NULL, NULL), CADRE_OK);
+        CHECK_EQ(out.u.admin.op, op);
+        CHECK(!out.u.admin.all);
+        msg_free(&out);
+    }
+    m.u.admin.op = MSG_ADMIN_NONE;
+    CHECK_EQ(msg_packed_size(&m), 0);
+    m.u.admin.op = MSG_ADMIN_QUEUE_PAUSED + 1;
+    CHECK_EQ(msg_packed_size(&m), 0);
+}
+
+TEST(roundtrip_admin_reply)
+{
+    static const char   *queues[] = {"emails", "payments"};
+    static const uint8_t next[16] = {5};
+    cadre_job_id         missing[1];
+    struct msg           m, out;
+
+    test_id(&missing[0], 20);
+    memset(&m, 0, sizeof(m));
+    m.kind = MSG_ADMIN_REPLY;
+    m.u.admin_reply.count = 10000;
+    m.u.admin_reply.next = (msg_bytes){next, sizeof(next)};
+    m.u.admin_reply.more = 1;
+    m.u.admin_reply.missing = missing;
+    m.u.admin_reply.missing_n = 1;
+    m.u.admin_reply.queues = queues;
+    m.u.admin_reply.queues_n = 2;
+    REQUIRE_EQ(test_roundtrip(&m, &out, NULL, NULL), CADRE_OK);
+    REQUIRE_EQ(out.kind, MSG_ADMIN_REPLY);
+    CHECK_EQ(out.u.admin_reply.count, 10000);
+    CHECK(test_bytes_is(out.u.admin_reply.next, next, sizeof(next)));
+    CHECK(out.u.admin_reply.more);
+    REQUIRE_EQ(out.u.admin_reply.missing_n, 1);
+    CHECK(test_id_is(&out.u.admin_reply.missing[0], 20));
+    REQUIRE_EQ(out.u.admin_reply.queues_n, 2);
+    CHECK_STR(out.u.admin_reply.queues[0], "emails");
+    CHECK_STR(out.u.admin_reply.queues[1], "payments");
+    msg_free(&out);
+
+    /* An empty reply: count 0, nothing more. */
+    memset(&m.u.admin_reply, 0, sizeof(m.u.admin_reply));
+    REQUIRE_EQ(test_roundtrip(&m, &out, NULL, NULL), CADRE_OK);
+    CHECK_EQ(out.u.admin_reply.count, 0);
+    CHECK(!out.u.admin_reply.more);
+    CHECK_EQ(out.u.admin_reply.missing_n, 0);
+    CHECK_EQ(out.u.admin_reply.queues_n, 0);
+    msg_free(&out);
+}
+
+/* More elements than one encoding chunk, for each operator message. */
+TEST(roundtrip_admin_many_elements)
+{
+    enum { N = 40 };
+    static const uint8_t  cursor[16] = {3};
+    cadre_job_id          ids[N];
+    struct msg_failed_job js[N];
+    struct msg            m, out;
+    const size_t          counts[] = {0, 1, 16, 17, N};
+
+    memset(js, 0, sizeof(js));
+    for (int i = 0; i < N; i++) {
+        test_id(&ids[i], i);
+        js[i].id = ids[i];
+        js[i].attempts = (uint32_t)i;
+    }
+    for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
+        size_t n = counts[c];
+
+        memset(&m, 0, sizeof(m));
+        m.kind = MSG_FAILED_QUERY;
+        m.u.failed_query.ids = ids;
+        m.u.failed_query.ids_n = n;
+        m.u.failed_query.limit = 9;
+        REQUIRE_EQ(test_roundtrip(&m, &out, NULL, NULL), CADRE_OK);
+        REQUIRE_EQ(out.u.failed_query.ids_n, n);
+        CHECK_EQ(out.u.failed_query.limit, 9);
+        for (size_t i = 0; i < n; i++)
+            CHECK(test_id_is(&out.u.failed_query.ids[i], (int)i));
+        msg_free(&out);
+
+        memset(&m, 0, sizeof(m));
+        m.kind = MSG_FAILED_JOBS;
+        m.u.failed_jobs.jobs = js;
+        m.u.failed_jobs.jobs_n = n;
+        m.u.failed_jobs.next = (msg_bytes){cursor, sizeof(cursor)};
+        m.u.failed_jobs.more = 1;
+        REQUIRE_EQ(test_roundtrip(&m, &out, NULL, NULL), CADRE_OK);
+        REQUIRE_EQ(out.u.failed_jobs.jobs_n, n);
+        CHECK(out.u.failed_jobs.more);
+        CHECK(test_bytes_is(out.u.failed_jobs.next, cursor, sizeof(cursor)));
+        for (size_t i = 0; i < n; i++)
+            CHECK_EQ(out.u.failed_jobs.jobs[i].attempts, i);
+        msg_free(&out);
+
+        memset(&m, 0, sizeof(m));
+        m.kind = MSG_ADMIN;
+        m.u.admin.op = MSG_ADMIN_FAILED_FORGET;
+        m.u.admin.ids = ids;
+        m.u.admin.ids_n = n;
+        REQUIRE_EQ(test_roundtrip(&m, &out, NULL, NULL), CADRE_OK);
+        CHECK_EQ(out.u.admin.op, MSG_ADMIN_FAILED_FORGET);
+        REQUIRE_EQ(out.u.admin.ids_n, n);
+        for (size_t i = 0; i < n; i++)
+            CHECK(test_id_is(&out.u.admin.ids[i], (int)i));
+        msg_free(&out);
+
+        memset(&m, 0, sizeof(m));
+        m.kind = MSG_ADMIN_REPLY;
+        m.u.admin_reply.count = 5;
+        m.u.admin_reply.missing = ids;
+        m.u.admin_reply.missing_n = n;
+        REQUIRE_EQ(test_roundtrip(&m, &out, NULL, NULL), CADRE_OK);
+        CHECK_EQ(out.u.admin_reply.count, 5);
+        REQUIRE_EQ(out.u.admin_reply.missing_n, n);
+        for (size_t i = 0; i < n; i++)
+            CHECK(test_id_is(&out.u.admin_reply.missing[i], (int)i));
+        msg_free(&out);
+    }
+}
+
+/* Decoding validates the operator messages like every other: ops in range,
+ * ids of 16 bytes, cursors of at most MSG_CURSOR_MAX bytes. */
+TEST(bad_admin_messages_are_eproto)
+{
+    uint8_t             idb[17] = {1};
+    uint8_t             big[MSG_CURSOR_MAX + 1] = {0};
+    ProtobufCBinaryData id = {16, idb}, badid = {17, idb};
+    ProtobufCBinaryData bigc = {sizeof(big), big};
+    Cadre__Envelope     e = CADRE__ENVELOPE__INIT;
+
+    { /* Admin: op */
+        Cadre__Admin a = CADRE__ADMIN__INIT;
+
+        e.body_case = CADRE__ENVELOPE__BODY_ADMIN;
+        e.admin = &a;
+        CHECK_EQ(test_open_envelope(&e), CADRE_EPROTO); /* ADMIN_NONE */
+        a.op = (Cadre__AdminOp)9;
+        CHECK_EQ(test_open_envelope(&e), CADRE_EPROTO);
+        a.op = (Cadre__AdminOp)-1;
+        CHECK_EQ(test_open_envelope(&e), CADRE_EPROTO);
+        a.op = CADRE__ADMIN_OP__ADMIN_QUEUE_PAUSED;
+        CHECK_EQ(test_open_envelope(&e), CADRE_OK);
+        a.after = bigc;
+        CHECK_EQ(test_open_envelope(&e), CADRE_EPROTO);
+        a.after = (ProtobufCBinaryData){0, NULL};
+        a.n_ids = 1;
+        a.ids = &badid;
+        CHECK_EQ(test_open_envelope(&e), CADRE_EPROTO);
+        a.ids = &id;
+        CHECK_EQ(test_open_envelope(&e), CADRE_OK);
+    }
+    { /* FailedQuery: ids, cursor */
+        Cadre__FailedQuery q = CADRE__FAILED_QUERY__INIT;
+
+        e.body_case = CADRE__ENVELOPE__BODY_FAILED_QUERY;
+        e.failed_query = &q;
+        CHECK_EQ(test_open_envelope(&e), CADRE_OK);
+        q.n_ids = 1;
+        q.ids = &badid;
+        CHECK_EQ(test_open_envelope(&e), CADRE_EPROTO);
+        q.n_ids = 0;
+        q.after = bigc;
+        CHECK_EQ(test_open_envelope(&e), CADRE_EPROTO);
+    }
+    { /* FailedJobs: job ids, cursor */
+        Cadre__FailedJobs js = CADRE__FAILED_JOBS__INIT;
+        Cadre__FailedJob  j = CADRE__FAILED_JOB__INIT, *jp = &j;
+
+        j.id = badid;
+        js.n_jobs = 1;
+        js.jobs = &jp;
+        e.body_case = CADRE__ENVELOPE__BODY_FAILED_JOBS;
+        e.failed_jobs = &js;
+        CHECK_EQ(test_open_envelope(&e), CADRE_EPROTO);
+        j.id = id;
+        CHECK_EQ(test_open_envelope(&e), CADRE_OK);
+        js.next = bigc;
+        CHECK_EQ(test_open_envelope(&e), CADRE_EPROTO);
+    }
+    { /* AdminReply: missing ids, cursor */
+        Cadre__AdminReply r = CADRE__ADMIN_REPLY__INIT;
+
+        r.n_missing = 1;
+        r.missing = &badid;
+        e.body_case = CADRE__ENVELOPE__BODY_ADMIN_REPLY;
+        e.admin_reply = &r;
+        CHECK_EQ(test_open_envelope(&e), CADRE_EPROTO);
+        r.missing = &id;
+        CHECK_EQ(test_open_envelope(&e), CADRE_OK);
+        r.next = bigc;
+        CHECK_EQ(test_open_envelope(&e), CADRE_EPROTO);
+    }
 }
 
 /* Not a check: the cost of one seal + open of a 100-byte message, for the
@@ -1303,5 +1630,8 @@ main(void)
             T(msg_pack_exact_capacity), T(garbage_behind_valid_tag_is_eproto),
             T(wrong_id_lengths_are_eproto), T(out_of_range_values_are_eproto),
             T(alloc_faults_are_enomem), T(msg_kind_names),
+            T(roundtrip_failed_query), T(roundtrip_failed_jobs),
+            T(roundtrip_admin), T(roundtrip_admin_reply),
+            T(roundtrip_admin_many_elements), T(bad_admin_messages_are_eproto),
             T(timing_seal_open_100b));
 }
