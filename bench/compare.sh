@@ -154,10 +154,8 @@ run_beanstalk() {
     record beanstalk "$cfg" put1 "$BB" 127.0.0.1 "$BS_PORT" "$NSLOW" put 1
     record beanstalk "$cfg" put8 "$BB" 127.0.0.1 "$BS_PORT" "$n" put 8
     record beanstalk "$cfg" bulk "$BB" 127.0.0.1 "$BS_PORT" "$nbulk" pipeline
-    if [ "$slow" = 0 ]; then
-        record beanstalk "$cfg" e2e1 "$BB" 127.0.0.1 "$BS_PORT" "$NSLOW" e2e 1 2
-        record beanstalk "$cfg" e2e8 "$BB" 127.0.0.1 "$BS_PORT" "$N" e2e 8 2
-    fi
+    record beanstalk "$cfg" e2e1 "$BB" 127.0.0.1 "$BS_PORT" "$NSLOW" e2e 1 2
+    record beanstalk "$cfg" e2e8 "$BB" 127.0.0.1 "$BS_PORT" "$n" e2e 8 2
     stop "$BS_PID"
 }
 
@@ -228,7 +226,7 @@ fi
 if [ "$ONLY" != beanstalk ]; then
     run_cadre full 1
     run_cadre normal 0
-    run_cadre off 0
+    run_cadre off 1
 fi
 
 # ---- table ----------------------------------------------------------------
@@ -237,7 +235,10 @@ fi
 row() {
     local label=$1 ccfg=$2 pcfg=$3 wl=$4 c p ratio
     local pwl=$wl
-    case $wl in async*) pwl=bulk ;; esac # the peer's best producer: pipelined
+    case $wl in # the peer's best producer for the async rows
+    async*) pwl=bulk ;;
+    e2ea1) pwl=e2e8 ;;
+    esac
     c=${RATE["cadre $ccfg $wl"]:-}
     p=${RATE["beanstalk $pcfg $pwl"]:-}
     if [ -n "$c" ] && [ -n "$p" ] && [ "$p" -gt 0 ]; then
@@ -265,12 +266,13 @@ row "async dispatch, 1 client, lazy (peer: pipelined)" sync=off binlog async1
 row "async dispatch, 8 clients, fsync (peer: pipelined)" sync=full binlog-f0 async8
 row "bulk dispatch (cadre 100/batch; peer pipelined 100)" sync=full binlog-f0 bulk
 row "bulk dispatch, lazy" sync=off binlog bulk
-row "end to end, 2 workers, 1 producer" sync=full binlog e2e1
-row "end to end, 2 workers, 8 producers" sync=full binlog e2e8
-row "end to end, 2 workers, 8 producers, peer in memory" sync=full memory e2e8
-echo
-echo "async producer, end to end (cadre only; beanstalk's producer waits per put):"
-echo "  $(printf '%s' "${RATE["cadre sync=full e2ea1"]:-n/a}") jobs/s, 1 async producer, 2 workers, sync=full"
+row "end to end, 2 workers, 1 producer, fsync each" sync=full binlog-f0 e2e1
+row "end to end, 2 workers, 1 producer, lazy" sync=off binlog e2e1
+row "end to end, 2 workers, 8 producers, fsync each" sync=full binlog-f0 e2e8
+row "end to end, 2 workers, 8 producers, lazy" sync=off binlog e2e8
+row "end to end, 2 workers, 8 producers, peer in memory" sync=off memory e2e8
+row "end to end, 1 async producer, fsync (peer: 8 producers)" sync=full binlog-f0 e2ea1
+row "end to end, 1 async producer, lazy (peer: 8 producers)" sync=off binlog e2ea1
 echo
 echo "raw:"
 printf '  %s\n' "${RAW[@]}"
