@@ -21,6 +21,7 @@
 
 #define CLIENT_TIMEOUT_DEFAULT_MS 10000
 #define CLIENT_WAIT_SLACK_MS 5000
+#define CLIENT_WAIT_CHUNK 10000 /* ids per Wait request (the node's limit) */
 
 static _Thread_local char client_errmsg[CD_ERR_MSG_MAX];
 
@@ -411,42 +412,61 @@ client_copy_outcome(const struct msg_job_result *r, cadre_outcome *o)
     return CADRE_OK;
 }
 
-int
-cadre_wait(cadre_client *c, const cadre_job_id *ids, size_t n,
-           uint64_t timeout_ms, cadre_outcome *out)
+/* One Wait request for at most CLIENT_WAIT_CHUNK ids. */
+static int
+client_wait_chunk(cadre_client *c, const cadre_job_id *ids, size_t n,
+                  uint64_t timeout_ms, cadre_outcome *out, cd_err *err)
 {
     struct msg req = {.kind = MSG_WAIT}, rep;
-    cd_err     err = {0};
-    int        rc, final = 1;
+    int        rc;
 
-    memset(out, 0, n * sizeof(*out));
-    if (timeout_ms > UINT32_MAX - CLIENT_WAIT_SLACK_MS)
-        timeout_ms = UINT32_MAX - CLIENT_WAIT_SLACK_MS;
     req.u.wait.ids = (cadre_job_id *)ids;
     req.u.wait.ids_n = n;
     req.u.wait.timeout_ms = (uint32_t)timeout_ms;
     rc = client_call(c, &req, (uint32_t)timeout_ms + CLIENT_WAIT_SLACK_MS, &rep,
-                     &err);
+                     err);
     if (rc == CADRE_OK &&
         (rep.kind != MSG_WAIT_REPLY || rep.u.wait_reply.results_n != n)) {
         msg_free(&rep);
-        rc = cd_err_set(&err, CADRE_EPROTO, "unexpected wait reply");
+        rc = cd_err_set(err, CADRE_EPROTO, "unexpected wait reply");
     }
-    if (rc != CADRE_OK) {
-        cd_err_wrap(&err, "wait");
-        return client_fail(&err);
+    for (size_t i = 0; i < n && rc == CADRE_OK; i++)
+        if (client_copy_outcome(&rep.u.wait_reply.results[i], &out[i]) !=
+            CADRE_OK)
+            rc = cd_err_set(err, CADRE_ENOMEM, "out of memory");
+    if (rep.kind == MSG_WAIT_REPLY)
+        msg_free(&rep);
+    return rc;
+}
+
+int
+cadre_wait(cadre_client *c, const cadre_job_id *ids, size_t n,
+           uint64_t timeout_ms, cadre_outcome *out)
+{
+    uint64_t deadline;
+    cd_err   err = {0};
+    int      rc = CADRE_OK, final = 1;
+
+    memset(out, 0, n * sizeof(*out));
+    if (timeout_ms > UINT32_MAX - CLIENT_WAIT_SLACK_MS)
+        timeout_ms = UINT32_MAX - CLIENT_WAIT_SLACK_MS;
+    deadline = cd_mono_ms() + timeout_ms;
+    /* Large waits go in chunks sharing one deadline. */
+    for (size_t i = 0; i < n && rc == CADRE_OK; i += CLIENT_WAIT_CHUNK) {
+        size_t   k = n - i < CLIENT_WAIT_CHUNK ? n - i : CLIENT_WAIT_CHUNK;
+        uint64_t now = cd_mono_ms();
+
+        rc = client_wait_chunk(
+            c, ids + i, k, deadline > now ? deadline - now : 0, out + i, &err);
     }
-    for (size_t i = 0; i < n && rc == CADRE_OK; i++) {
-        rc = client_copy_outcome(&rep.u.wait_reply.results[i], &out[i]);
-        final &= out[i].status != CADRE_PENDING;
-    }
-    msg_free(&rep);
     if (rc != CADRE_OK) {
         for (size_t i = 0; i < n; i++)
             cadre_outcome_fini(&out[i]);
-        cd_err_set(&err, rc, "wait: out of memory");
+        cd_err_wrap(&err, "wait");
         return client_fail(&err);
     }
+    for (size_t i = 0; i < n; i++)
+        final &= out[i].status != CADRE_PENDING;
     if (!final) {
         cd_err_set(&err, CADRE_ETIMEDOUT,
                    "wait: jobs still pending after %llu ms",

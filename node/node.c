@@ -32,6 +32,7 @@
     50 /* sync=off: flushed as often as beanstalkd -f 50 */
 #define NODE_MAX_JOBS_PER_REQUEST 100000
 #define NODE_TASK_MAX 255
+#define NODE_WAIT_MAX_IDS 10000 /* per Wait request; the client splits */
 
 struct node {
     const struct node_config *cfg;
@@ -337,6 +338,12 @@ node_handle(struct node *n, struct turn *t, struct api_req *r)
                        cd_mono_ms(), n->stopping);
         return;
     case MSG_WAIT:
+        if (m.u.wait.ids_n == 0 || m.u.wait.ids_n > NODE_WAIT_MAX_IDS) {
+            turn_seal_error(&n->sealer, r, hdr.role, m.request_id, CADRE_EINVAL,
+                            "a wait names 1 to 10000 jobs");
+            turn_defer(t, r, hdr.role, m.request_id);
+            break;
+        }
         if (waits_add(n->waits, t, &n->sealer, r, hdr.role, m.request_id,
                       &m.u.wait, cd_mono_ms()) != CADRE_OK)
             api_drop(r);

@@ -434,6 +434,31 @@ TEST(waits_end_at_their_own_deadlines)
     stop();
 }
 
+/* A wait on more jobs than one request may name (10,000) is split by the
+ * client and still reports every job. */
+TEST(wait_on_twelve_thousand_jobs)
+{
+    enum { N = 12000 };
+    static cadre_job_spec specs[N];
+    static cadre_job_id   ids[N];
+    static cadre_outcome  out[N];
+    int                   done = 0;
+
+    REQUIRE(start("2", "default", NULL) == 0);
+    for (int i = 0; i < N; i++)
+        specs[i] = (cadre_job_spec){"noop", "", 0, NULL};
+    for (int i = 0; i < N; i += 1000)
+        REQUIRE_EQ(cadre_dispatch_bulk(client, specs + i, 1000, ids + i),
+                   CADRE_OK);
+    REQUIRE_EQ(cadre_wait(client, ids, N, 60000, out), CADRE_OK);
+    for (int i = 0; i < N; i++) {
+        done += out[i].status == CADRE_DONE;
+        cadre_outcome_fini(&out[i]);
+    }
+    CHECK_EQ(done, N);
+    stop();
+}
+
 #define ASYNC_JOBS 3000
 
 static int          async_rc[ASYNC_JOBS + 1];
@@ -554,5 +579,6 @@ main(void)
             T(killed_worker_is_replaced_and_its_job_reruns),
             T(full_store_refuses_clearly_and_keeps_what_it_had),
             T(waits_end_at_their_own_deadlines),
-            T(async_dispatch_acks_each_job_and_refuses_only_bad_ones));
+            T(async_dispatch_acks_each_job_and_refuses_only_bad_ones),
+            T(wait_on_twelve_thousand_jobs));
 }
