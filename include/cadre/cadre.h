@@ -213,6 +213,64 @@ CADRE_API void cadre_status_fini(cadre_status *s);
 
 CADRE_API void cadre_free(void *p);
 
+/* ---- run and defer: fan-outs ------------------------------------------ */
+
+/* One task of a run or defer. */
+typedef struct cadre_task_spec {
+    const char *task;
+    const void *payload;
+    size_t      payload_len;
+    const char *queue;      /* NULL: "default" */
+    uint64_t    timeout_ms; /* handler limit; 0: up to the run's deadline */
+} cadre_task_spec;
+
+/* Options of a run; zero means defaults. */
+typedef struct cadre_run_opts {
+    uint64_t deadline_ms; /* from now; 0: 30,000 */
+    int      fail_fast;   /* the first error cancels the rest */
+    /* NULL: a new run. Else a run id the caller chose (or got from
+     * cadre_run_id_new): submitting the same id again attaches to the run
+     * already on the node instead of starting it twice. */
+    const cadre_job_id *run_id;
+} cadre_run_opts;
+
+enum cadre_run_status {
+    CADRE_RUN_OK = 0,        /* result holds the handler's result */
+    CADRE_RUN_ERROR = 1,     /* error_type / error hold the handler's error */
+    CADRE_RUN_TIMED_OUT = 2, /* not finished by the deadline */
+    CADRE_RUN_CANCELLED = 3, /* fail_fast: a sibling failed first */
+};
+
+/* The outcome of one task of a run. Owned by the caller: free the array with
+ * cadre_run_results_free. */
+typedef struct cadre_run_result {
+    int      status; /* enum cadre_run_status */
+    uint8_t *result;
+    size_t   result_len;
+    char    *error_type;
+    char    *error;
+    uint32_t attempts;
+} cadre_run_result;
+
+/* Runs n tasks concurrently on the cluster's free workers and returns when
+ * each has an outcome or the deadline passed. results (caller storage, n
+ * entries) receive the outcomes in the order of tasks, whatever order they
+ * finished in. Returns CADRE_OK when every task succeeded, CADRE_EHANDLER
+ * when some did not (see results), CADRE_ETIMEDOUT / CADRE_ECLOSED when the
+ * node did not answer by the deadline (results are then TIMED_OUT), or an
+ * error refusing the run (CADRE_EINVAL, CADRE_ETOOBIG...: results untouched).
+ * Thread-safe: many threads may run at once on one client. */
+CADRE_API int cadre_run(cadre_client *c, const cadre_task_spec *tasks, size_t n,
+                        const cadre_run_opts *opts, cadre_run_result *results);
+CADRE_API void cadre_run_results_free(cadre_run_result *results, size_t n);
+/* Makes a fresh run id (for retries that must attach, not restart). */
+CADRE_API void cadre_run_id_new(cadre_job_id *id);
+
+/* Submits n tasks as ordinary durable jobs and returns once they are stored
+ * (Laravel's Concurrency::defer). ids (may be NULL) receive their job ids. */
+CADRE_API int cadre_defer(cadre_client *c, const cadre_task_spec *tasks,
+                          size_t n, cadre_job_id *ids);
+
 /* ---- worker ---------------------------------------------------------- */
 
 typedef struct cadre_worker cadre_worker;
