@@ -12,6 +12,11 @@
  *   meta          "schema"                      -> u32 STORE_SCHEMA_VERSION
  *                 "next_seq"                    -> u64 (seq and lease counter)
  *                 "totals/" queue               -> [done u64][failed u64]
+ *                 "paused/" queue               -> (empty): a paused queue
+ *
+ * failed totals count the jobs in the failed DB now (retry, forget, flush and
+ * prune take them out); done totals only grow. Stores made before "paused/"
+ * existed have none, and older code skips them: no schema bump.
  *
  * Index values carry the queue (and the ready head's age) so that store_open
  * rebuilds the counters from the indexes alone, without decoding records. */
@@ -53,7 +58,11 @@ enum keys_db {
 #define KEYS_META_NEXT_SEQ "next_seq"
 #define KEYS_META_TOTALS "totals/"
 #define KEYS_META_TOTALS_LEN (sizeof(KEYS_META_TOTALS) - 1)
+#define KEYS_META_PAUSED "paused/"
+#define KEYS_META_PAUSED_LEN (sizeof(KEYS_META_PAUSED) - 1)
 #define KEYS_META_MAX (KEYS_META_TOTALS_LEN + STORE_QUEUE_MAX)
+_Static_assert(KEYS_META_PAUSED_LEN <= KEYS_META_TOTALS_LEN,
+               "paused keys fit KEYS_META_MAX");
 
 _Static_assert(sizeof(cadre_job_id) == KEYS_ID_LEN, "ids are 16 bytes");
 _Static_assert(STORE_QUEUE_MAX <= UINT8_MAX, "queue length fits a u8");
@@ -106,6 +115,16 @@ keys_totals(uint8_t *k, const char *queue, size_t qlen)
     memcpy(k, KEYS_META_TOTALS, KEYS_META_TOTALS_LEN);
     memcpy(k + KEYS_META_TOTALS_LEN, queue, qlen);
     return KEYS_META_TOTALS_LEN + qlen;
+}
+
+/* Writes the meta key marking queue paused into k (KEYS_META_MAX bytes);
+ * returns its length. */
+static inline size_t
+keys_paused(uint8_t *k, const char *queue, size_t qlen)
+{
+    memcpy(k, KEYS_META_PAUSED, KEYS_META_PAUSED_LEN);
+    memcpy(k + KEYS_META_PAUSED_LEN, queue, qlen);
+    return KEYS_META_PAUSED_LEN + qlen;
 }
 
 #endif

@@ -17,6 +17,7 @@ struct queues_counts {
     uint64_t done, failed;             /* totals since the store was made */
     uint64_t head_seq;           /* ready > 0: seq of the first ready job */
     uint64_t head_created_at_ms; /* ready > 0: its created_at_ms */
+    uint8_t  paused; /* workers take nothing from it (store/control.c) */
 };
 
 struct queues_entry {

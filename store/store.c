@@ -19,6 +19,7 @@
 #include "common/id.h"
 #include "common/log.h"
 #include "proto/record.h"
+#include "store/internal.h"
 #include "store/keys.h"
 #include "store/queues.h"
 
@@ -80,7 +81,7 @@ store_mdb_code(int rc)
 
 /* Sets err from an LMDB return code (an MDB_* or errno value):
  * "<fn>[ <db>]: <mdb_strerror text>". Returns the CADRE_E* code. */
-static int
+int
 store_mdb_err(const store *s, cd_err *err, int rc, const char *fn, int db)
 {
     int code = store_mdb_code(rc);
@@ -96,7 +97,7 @@ store_mdb_err(const store *s, cd_err *err, int rc, const char *fn, int db)
 /* Records that the write txn t can no longer commit (see failed_code) and
  * returns code. Errors of read txns and "not found"/"invalid" answers, which
  * the operations give before writing anything, do not count. */
-static int
+int
 store_fail(store_txn *t, cd_err *err, int code)
 {
     if (t->rdonly || code == CADRE_ENOTFOUND || code == CADRE_EINVAL ||
@@ -112,7 +113,7 @@ store_fail(store_txn *t, cd_err *err, int code)
 }
 
 /* Checks that t may write: a write txn that has not failed. */
-static int
+int
 store_writable(store_txn *t, cd_err *err)
 {
     if (t->rdonly)
@@ -124,7 +125,7 @@ store_writable(store_txn *t, cd_err *err)
 }
 
 /* Wraps err with "store: <what>" and returns code (also when err is NULL). */
-static int
+int
 store_wrap(cd_err *err, int code, const char *what)
 {
     if (err != NULL)
@@ -133,7 +134,7 @@ store_wrap(cd_err *err, int code, const char *what)
 }
 
 /* Wraps err with "store: <what> <uuid>" and returns its code. */
-static int
+int
 store_wrap_id(cd_err *err, int code, const char *what, const cadre_job_id *id)
 {
     char text[CD_ID_TEXT_LEN + 1];
@@ -197,7 +198,7 @@ store_to_record(const struct store_job *job, const char *queue,
 
 /* Copies the decoded record r into *out (owned copies; empty error strings
  * and empty byte fields become NULL). Returns CADRE_ENOMEM (out zeroed). */
-static int
+int
 store_from_record(const struct record_job *r, struct store_job *out,
                   cd_err *err)
 {
@@ -254,7 +255,7 @@ nomem:
 
 /* The queue name a job is stored under: "default" for NULL or "". Returns
  * CADRE_EINVAL if it is longer than STORE_QUEUE_MAX. */
-static int
+int
 store_queue_name(const char *queue, const char **name, size_t *len, cd_err *err)
 {
     size_t n;
@@ -274,7 +275,7 @@ store_queue_name(const char *queue, const char **name, size_t *len, cd_err *err)
 
 /* The txn's cursor on db, opened on first use. Every user positions it
  * afresh: helpers share it. */
-static int
+int
 store_cursor(store_txn *t, int db, MDB_cursor **out, cd_err *err)
 {
     int rc;
@@ -310,7 +311,7 @@ store_next(store *s)
 /* Reads and decodes the record of id in db. Returns CADRE_ENOTFOUND,
  * CADRE_ECORRUPT, CADRE_ENOMEM, CADRE_EIO. The caller frees *r with
  * record_job_free on success. */
-static int
+int
 store_read(store_txn *t, int db, const cadre_job_id *id, struct record_job *r,
            cd_err *err)
 {
@@ -330,7 +331,7 @@ store_read(store_txn *t, int db, const cadre_job_id *id, struct record_job *r,
 }
 
 /* Returns whether id has a record in db (CADRE_OK: *found set). */
-static int
+int
 store_has(store_txn *t, int db, const cadre_job_id *id, int *found, cd_err *err)
 {
     MDB_val k = {KEYS_ID_LEN, (void *)id->b};
@@ -410,7 +411,7 @@ store_time_put(store_txn *t, int db, uint64_t time, const cadre_job_id *id,
 /* Deletes key from db; a missing key is logged (an index out of step with
  * its record) and not an error, so that one damaged entry cannot block the
  * jobs behind it. */
-static int
+int
 store_del(store_txn *t, int db, const void *key, size_t key_len, cd_err *err)
 {
     MDB_val k = {key_len, (void *)key};
@@ -451,7 +452,7 @@ store_index_del(store_txn *t, const struct record_job *r, const char *q,
 }
 
 /* Re-reads the head (first ready entry) of a queue after it left. */
-static int
+int
 store_head_refresh(store_txn *t, const char *q, size_t qlen,
                    struct queues_counts *c, cd_err *err)
 {
@@ -482,7 +483,7 @@ store_head_refresh(store_txn *t, const char *q, size_t qlen,
  * the ready head: a job entering READY ahead of the head becomes the head;
  * the head leaving READY makes the next one the head (re-read now when
  * refresh, else the caller calls store_head_refresh). */
-static int
+int
 store_count(store_txn *t, const char *q, size_t qlen, int state, int delta,
             uint64_t seq, uint64_t created_at_ms, int refresh, cd_err *err)
 {
@@ -816,6 +817,8 @@ store_open(const struct store_config *cfg, store **out, cd_err *err)
     rc = store_schema(s, txn, err);
     if (rc == CADRE_OK)
         rc = store_load(s, txn, err);
+    if (rc == CADRE_OK)
+        rc = store_paused_load(s, txn, err); /* store/control.c */
     if (rc != CADRE_OK)
         goto fail_txn;
     rc = mdb_txn_commit(txn);
@@ -1208,9 +1211,10 @@ store_reserve(store_txn *t, const char *const *queues, size_t queues_n,
         const struct queues_entry *e;
 
         store_queue_name(queues[i], &q, &qlen, NULL);
-        /* The counters answer "empty" without touching the tree. */
+        /* The counters answer "empty" without touching the tree; a paused
+         * queue (store/control.c) hands out nothing. */
         e = queues_find(&t->s->queues, q, qlen);
-        if (e == NULL || e->c.ready == 0)
+        if (e == NULL || e->c.ready == 0 || e->c.paused)
             continue;
         rc = store_reserve_queue(t, q, qlen, max, now_ms, retry_after_ms, out,
                                  &n, err);
@@ -1760,8 +1764,40 @@ store_ready_in(const store *s, const char *const *queues, size_t queues_n)
         if (store_queue_name(queues[i], &q, &qlen, NULL) != CADRE_OK)
             continue;
         e = queues_find(&s->queues, q, qlen);
-        if (e != NULL)
+        if (e != NULL && !e->c.paused)
             n += e->c.ready;
     }
     return n;
+}
+
+/* ---- for the other store/ sources (store/internal.h) ------------------- */
+
+store *
+store_txn_owner(store_txn *t)
+{
+    return t->s;
+}
+
+MDB_txn *
+store_txn_mdb(store_txn *t)
+{
+    return t->txn;
+}
+
+int
+store_txn_is_rdonly(const store_txn *t)
+{
+    return t->rdonly;
+}
+
+MDB_dbi
+store_dbi(const store *s, int db)
+{
+    return s->dbi[db];
+}
+
+struct queues *
+store_queues(store *s)
+{
+    return &s->queues;
 }

@@ -118,7 +118,8 @@ int store_job_get(store_txn *txn, const cadre_job_id *id, struct store_job *out,
                   cd_err *err);
 
 /* Reserves up to max ready jobs, taking queues in the given order and each
- * queue in FIFO order (write txn). Each becomes RESERVED with attempts + 1,
+ * queue in FIFO order (write txn); paused queues (store_queue_pause) are
+ * skipped. Each becomes RESERVED with attempts + 1,
  * reserved_until_ms = now_ms + (opts.retry_after_ms or retry_after_ms) and a
  * fresh lease. out (max entries, caller storage) receives copies; *out_n
  * their count. On error out holds nothing to free. */
@@ -181,8 +182,106 @@ int store_stats(store *s, uint64_t now_ms, cadre_queue_stats **out,
 
 /* Total jobs pending (delayed + ready + reserved), same rules as above. */
 uint64_t store_pending(const store *s);
-/* Number of ready jobs in the named queues, same rules as above. */
+/* Number of ready jobs workers may take from the named queues (a paused
+ * queue counts 0), same rules as above. */
 uint64_t store_ready_in(const store *s, const char *const *queues,
                         size_t queues_n);
+
+/* ---- failed jobs (store/failed.c) ---------------------------------------
+ * The failed DB holds each failed job's whole record (payload included),
+ * keyed by id, so scans go in id order (ids are time-ordered: dispatch
+ * order). Every scan is bounded; a caller continues with after = *last. The
+ * per-queue failed counter (store_stats) is the number of jobs in the
+ * failed DB: whatever takes a job out decrements it. */
+
+/* Which failed jobs a scan visits and how far it goes. */
+struct store_failed_scan {
+    const char         *queue; /* NULL or "": every queue */
+    const cadre_job_id *after; /* NULL: from the first id; else after it */
+    uint64_t failed_before_ms; /* 0: any; else finished_at_ms < this only */
+    size_t   max;              /* at most this many matching jobs (> 0) */
+    size_t   scan_max;         /* at most this many records read (> 0) */
+};
+
+/* Copies the failed jobs sc matches, in id order, into out (caller storage
+ * of sc->max entries; free each with store_job_fini). payloads 0: payload is
+ * NULL and payload_len still the stored size. *more is 1 if failed jobs are
+ * left after *last, the id of the last record read (the cursor for the next
+ * call; untouched if none was read). A record that does not decode is
+ * logged and skipped. Read or write txn.
+ * Returns CADRE_EINVAL (sc->max or scan_max 0), CADRE_ENOMEM, CADRE_EIO;
+ * out then holds nothing. */
+int store_failed_list(store_txn *txn, const struct store_failed_scan *sc,
+                      int payloads, struct store_job *out, size_t *out_n,
+                      cadre_job_id *last, int *more, cd_err *err);
+
+/* Copies the failed job id (payload included) into *out (free with
+ * store_job_fini). Returns CADRE_ENOTFOUND if it is not in the failed DB. */
+int store_failed_get(store_txn *txn, const cadre_job_id *id,
+                     struct store_job *out, cd_err *err);
+
+/* Moves failed job id back to READY at the back of its queue (write txn),
+ * as a fresh attempt: attempts and exceptions 0, error cleared,
+ * created_at_ms and available_at_ms now_ms (its wait starts now); options
+ * and payload as they were. It leaves the failed DB (the queue's failed
+ * count drops). Returns CADRE_ENOTFOUND (not a failed job), CADRE_EEXISTS (a
+ * pending job or a result holds the id; nothing written), CADRE_EFULL,
+ * CADRE_EIO. */
+int store_failed_retry(store_txn *txn, const cadre_job_id *id, uint64_t now_ms,
+                       cd_err *err);
+
+/* Deletes failed job id (write txn). Returns CADRE_ENOTFOUND. */
+int store_failed_forget(store_txn *txn, const cadre_job_id *id, cd_err *err);
+
+enum store_failed_action {
+    STORE_FAILED_RETRY = 1, /* store_failed_retry */
+    STORE_FAILED_FORGET = 2 /* store_failed_forget */
+};
+
+/* Applies action to the failed jobs sc matches, in id order (write txn):
+ * retry all / --queue, flush, prune. *done receives how many; *last and
+ * *more as store_failed_list. A job that cannot be retried because its id is
+ * taken (CADRE_EEXISTS) is logged and left failed. Returns CADRE_EINVAL (bad
+ * action, max or scan_max 0), CADRE_EFULL, CADRE_ENOMEM, CADRE_EIO; the txn
+ * is then spent. */
+int store_failed_sweep(store_txn *txn, int action,
+                       const struct store_failed_scan *sc, uint64_t now_ms,
+                       size_t *done, cadre_job_id *last, int *more,
+                       cd_err *err);
+
+/* ---- queue control (store/control.c) ---------------------------------- */
+
+#define STORE_CLEAR_CURSOR_LEN 24 /* bytes of a store_queue_clear cursor */
+
+/* Deletes READY and DELAYED jobs of queue (NULL or "": every queue), never
+ * reserved ones (write txn): ready ones first, from each queue's head, then
+ * delayed ones in due order. At most max index entries are read (each ready
+ * one is deleted; delayed ones of other queues are skipped). The delayed
+ * part resumes after the cursor after (after_len 0: from the start;
+ * otherwise STORE_CLEAR_CURSOR_LEN bytes from an earlier *next). *cleared
+ * receives the number deleted; *more is 1 when the bound was reached, and
+ * *next_len (STORE_CLEAR_CURSOR_LEN or 0) with next (STORE_CLEAR_CURSOR_LEN
+ * bytes of caller storage) says where to go on. Returns CADRE_EINVAL (long
+ * queue name, a bad cursor, max 0), CADRE_ECORRUPT, CADRE_EFULL, CADRE_EIO. */
+int store_queue_clear(store_txn *txn, const char *queue, const uint8_t *after,
+                      size_t after_len, size_t max, size_t *cleared,
+                      uint8_t *next, size_t *next_len, int *more, cd_err *err);
+
+/* Pauses (paused 1) or resumes (0) queue: store_reserve takes nothing from a
+ * paused queue and store_ready_in counts it 0; dispatch still stores jobs in
+ * it. Durable (meta "paused/<queue>") and undone with the txn. *changed
+ * (may be NULL) is 0 if it already was so. Returns CADRE_EINVAL (name too
+ * long), CADRE_ENOMEM, CADRE_EFULL, CADRE_EIO. */
+int store_queue_pause(store_txn *txn, const char *queue, int paused,
+                      int *changed, cd_err *err);
+
+/* Whether queue (NULL or "": "default") is paused (in memory; no txn). */
+int store_queue_paused(const store *s, const char *queue);
+
+/* The names of the paused queues, sorted: *out is one allocation (the
+ * pointer array and the strings) the caller frees with cd_free; NULL with
+ * *out_n 0 if none. Returns CADRE_ENOMEM. */
+int store_paused_queues(const store *s, char ***out, size_t *out_n,
+                        cd_err *err);
 
 #endif
