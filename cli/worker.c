@@ -45,13 +45,18 @@ cli_worker_usage(FILE *f)
         "(repeatable)\n"
         "  --queue a,b       queues to serve, in priority order (default "
         "default)\n"
-        "  --prefetch N      jobs held at once (default 8)\n"
+        "  --prefetch N      most jobs held at once; fewer when jobs are "
+        "slow (default 64)\n"
         "  --sleep MS        long-poll time of a fetch when idle (default "
         "1000)\n"
         "  --max-jobs N      stop after N jobs (default 0: no limit)\n"
         "  --timeout MS      default handler timeout (default 0: none); a "
         "plugin handler\n"
         "                    that overruns it ends the worker (exit 124)\n"
+        "  --max-time S      stop after S seconds (after the current job)\n"
+        "  --memory MIB      stop once resident memory reaches MIB\n"
+        "  --stop-when-empty stop when a fetch finds no job\n"
+        "  (a worker a node supervises is replaced when it stops)\n"
         "  --help            show this help\n"
         "\n"
         "SIGTERM or SIGINT: finish the current job, return the others, exit "
@@ -145,6 +150,9 @@ cli_worker(int argc, char **argv)
         OPT_SLEEP,
         OPT_MAX_JOBS,
         OPT_TIMEOUT,
+        OPT_MAX_TIME,
+        OPT_MEMORY,
+        OPT_STOP_WHEN_EMPTY,
         OPT_HELP,
     };
     static const struct option longopts[] = {
@@ -158,6 +166,9 @@ cli_worker(int argc, char **argv)
         {"sleep", required_argument, NULL, OPT_SLEEP},
         {"max-jobs", required_argument, NULL, OPT_MAX_JOBS},
         {"timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"max-time", required_argument, NULL, OPT_MAX_TIME},
+        {"memory", required_argument, NULL, OPT_MEMORY},
+        {"stop-when-empty", no_argument, NULL, OPT_STOP_WHEN_EMPTY},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -230,6 +241,20 @@ cli_worker(int argc, char **argv)
             if (cli_worker_number(optarg, 0, UINT64_C(1) << 40, &v) != 0)
                 return cli_worker_bad("--timeout wants ms, not '%s'", optarg);
             opts.timeout_ms = v;
+            break;
+        case OPT_MAX_TIME:
+            if (cli_worker_number(optarg, 0, UINT64_C(1) << 32, &v) != 0)
+                return cli_worker_bad("--max-time wants seconds, not '%s'",
+                                      optarg);
+            opts.max_time_ms = v * 1000;
+            break;
+        case OPT_MEMORY:
+            if (cli_worker_number(optarg, 0, UINT32_MAX, &v) != 0)
+                return cli_worker_bad("--memory wants MiB, not '%s'", optarg);
+            opts.memory_mb = (uint32_t)v;
+            break;
+        case OPT_STOP_WHEN_EMPTY:
+            opts.stop_when_empty = 1;
             break;
         case OPT_HELP:
             cli_worker_usage(stdout);

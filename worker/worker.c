@@ -79,6 +79,11 @@ struct cadre_worker {
     size_t              queues_n;
     uint32_t            prefetch;
     uint32_t            max_jobs;
+    uint64_t            max_time_ms, started_mono_ms;
+    uint32_t            memory_mb;
+    uint64_t            memory_checked_mono_ms;
+    int                 stop_when_empty, empty;
+    const char         *limit; /* which limit ended the run, for the log */
     uint32_t            sleep_ms;
     uint64_t            timeout_ms;
     uint64_t            worker_id;
@@ -677,10 +682,46 @@ worker_run_next(cadre_worker *w)
     worker_batch_rele(h.batch);
 }
 
-static int
-worker_limit_reached(const cadre_worker *w)
+/* Resident memory of this process in MiB (0 if /proc is unreadable). */
+static uint64_t
+worker_rss_mb(void)
 {
-    return w->max_jobs != 0 && w->jobs_started >= w->max_jobs;
+    unsigned long pages = 0, resident = 0;
+    FILE         *f = fopen("/proc/self/statm", "r");
+
+    if (f == NULL)
+        return 0;
+    if (fscanf(f, "%lu %lu", &pages, &resident) != 2)
+        resident = 0;
+    fclose(f);
+    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE) >> 20;
+}
+
+/* Whether a limit says the worker should stop after the current job
+ * (Laravel's --max-jobs, --max-time, --memory, --stop-when-empty). The
+ * memory is read at most every 100 ms: /proc costs a few microseconds. */
+static int
+worker_limit_reached(cadre_worker *w)
+{
+    uint64_t now;
+
+    if (w->limit != NULL)
+        return 1;
+    if (w->max_jobs != 0 && w->jobs_started >= w->max_jobs)
+        w->limit = "max-jobs";
+    else if (w->empty)
+        w->limit = "empty";
+    if (w->limit != NULL || (w->max_time_ms == 0 && w->memory_mb == 0))
+        return w->limit != NULL;
+    now = cd_mono_ms();
+    if (w->max_time_ms != 0 && now >= w->started_mono_ms + w->max_time_ms)
+        w->limit = "max-time";
+    else if (w->memory_mb != 0 && now >= w->memory_checked_mono_ms + 100) {
+        w->memory_checked_mono_ms = now;
+        if (worker_rss_mb() >= w->memory_mb)
+            w->limit = "memory";
+    }
+    return w->limit != NULL;
 }
 
 /* Sleeps ms, waking early when asked to stop. */
@@ -735,6 +776,9 @@ cadre_worker_run(cadre_worker *w)
     int      rc;
 
     cd_err_clear(&w->err);
+    w->started_mono_ms = cd_mono_ms();
+    w->limit = NULL;
+    w->empty = 0;
     CD_LOG_INFO("worker", "WORKER-START",
                 "url=%s worker_id=%016" PRIx64 " prefetch=%u sleep_ms=%u "
                 "max_jobs=%u timeout_ms=%" PRIu64 " handlers=%zu",
@@ -752,6 +796,7 @@ cadre_worker_run(cadre_worker *w)
             if (worker_report(w, max, w->sleep_ms, 0) == CADRE_OK) {
                 worker_succeeded(w, &down_since_ms);
                 backoff_ms = 0;
+                w->empty = w->stop_when_empty && max > 0 && w->held_n == 0;
             } else if (!w->fatal) {
                 backoff_ms = worker_failed(w, backoff_ms, &down_since_ms);
                 worker_pause(w, backoff_ms);
@@ -800,8 +845,8 @@ cadre_worker_run(cadre_worker *w)
                     "url=%s outcomes=%zu err=\"%s\" (the node re-runs or "
                     "releases those jobs after retry_after)",
                     w->url, w->outs_n, w->err.msg);
-    CD_LOG_INFO("worker", "WORKER-STOP", "url=%s jobs=%" PRIu64, w->url,
-                w->jobs_started);
+    CD_LOG_INFO("worker", "WORKER-STOP", "url=%s jobs=%" PRIu64 " limit=%s",
+                w->url, w->jobs_started, w->limit ? w->limit : "none");
     worker_outs_drop(w, w->outs_n);
     cd_err_clear(&w->err);
     return CADRE_OK;
@@ -897,7 +942,10 @@ cadre_worker_open(const cadre_worker_opts *opts, cadre_worker **out,
         opts->prefetch != 0 ? opts->prefetch : WORKER_PREFETCH_DEFAULT;
     w->max_jobs = opts->max_jobs;
     w->timeout_ms = opts->timeout_ms;
-    w->sleep_ms = WORKER_SLEEP_DEFAULT_MS;
+    w->sleep_ms = opts->sleep_ms ? opts->sleep_ms : WORKER_SLEEP_DEFAULT_MS;
+    w->max_time_ms = opts->max_time_ms;
+    w->memory_mb = opts->memory_mb;
+    w->stop_when_empty = opts->stop_when_empty;
     w->recv_timeout_ms = -2; /* not set yet */
     cd_random(&w->worker_id, sizeof(w->worker_id));
     cd_url(opts->url, w->url, sizeof(w->url));

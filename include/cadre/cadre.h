@@ -283,9 +283,13 @@ typedef struct cadre_worker_opts {
     const char  *data_dir; /* as cadre_client_opts */
     const char **queues;   /* served in this order; NULL: {"default"} */
     size_t       queues_n;
-    uint32_t     prefetch;   /* jobs held at once; 0: 8 */
-    uint32_t     max_jobs;   /* exit after this many; 0: no limit */
-    uint64_t     timeout_ms; /* default handler timeout; 0: none */
+    uint32_t     prefetch;        /* jobs held at once; 0: 8 */
+    uint32_t     max_jobs;        /* exit after this many; 0: no limit */
+    uint64_t     timeout_ms;      /* default handler timeout; 0: none */
+    uint32_t     sleep_ms;        /* long-poll of a fetch; 0: 1,000 */
+    uint64_t     max_time_ms;     /* exit after this long; 0: no limit */
+    uint32_t     memory_mb;       /* exit once RSS is over; 0: no limit */
+    int          stop_when_empty; /* exit when a fetch finds no job */
 } cadre_worker_opts;
 
 /* A handler: returns CADRE_OK on success (after cadre_task_result, if it has
@@ -306,8 +310,10 @@ CADRE_API int cadre_worker_load_plugin(cadre_worker *w, const char *path,
 /* Registers an exec handler: cmd runs once per job through /bin/sh -c. */
 CADRE_API int cadre_worker_exec(cadre_worker *w, const char *name,
                                 const char *cmd);
-/* Fetches and runs jobs until cadre_worker_stop or max_jobs. Returns CADRE_OK
- * after a clean stop. */
+/* Fetches and runs jobs until cadre_worker_stop or a limit (max_jobs,
+ * max_time_ms, memory_mb, stop_when_empty), each checked between jobs: the
+ * current job always finishes and the jobs held but not started go back.
+ * Returns CADRE_OK after a clean stop. */
 CADRE_API int cadre_worker_run(cadre_worker *w);
 /* Asks run to return after the current job (async-signal-safe). */
 CADRE_API void cadre_worker_stop(cadre_worker *w);
