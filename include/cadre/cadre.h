@@ -190,7 +190,8 @@ CADRE_API int cadre_wait(cadre_client *c, const cadre_job_id *ids, size_t n,
 typedef struct cadre_queue_stats {
     char     name[128];
     uint64_t ready, delayed, reserved; /* jobs in each state now */
-    uint64_t done, failed;             /* totals since the store was made */
+    uint64_t done;                     /* total since the store was made */
+    uint64_t failed;                   /* jobs in the failed store now */
     uint64_t oldest_ready_age_ms;      /* wait time of the oldest ready job */
 } cadre_queue_stats;
 
@@ -318,6 +319,112 @@ CADRE_API int cadre_worker_run(cadre_worker *w);
 /* Asks run to return after the current job (async-signal-safe). */
 CADRE_API void cadre_worker_stop(cadre_worker *w);
 CADRE_API void cadre_worker_close(cadre_worker *w);
+
+/* ---- operator: failed jobs and queues --------------------------------- */
+/* What `cadre failed ...` and `cadre queue ...` are built on. The node
+ * accepts these only from a client key (a worker key gets CADRE_EAUTH).
+ * Work on many jobs is done in bounded steps of at most 10,000 jobs per
+ * request; the functions below repeat the request until it is all done, so
+ * one call may take several round trips (each within the client timeout).
+ * Errors: as any request (CADRE_ETIMEDOUT, CADRE_ECONNREFUSED...), plus what
+ * each function lists; cadre_client_errmsg says why. */
+
+/* A failed job: what it was (id, queue, task, payload), how it ended
+ * (attempts, error type and message, failed_at_ms). Opaque: read it with the
+ * accessors, whose pointers are valid until the job, or the page holding
+ * it, is freed. Strings are never NULL ("" when empty). */
+typedef struct cadre_failed_job cadre_failed_job;
+
+CADRE_API const cadre_job_id *cadre_failed_job_id(const cadre_failed_job *j);
+CADRE_API const char         *cadre_failed_job_queue(const cadre_failed_job *j);
+CADRE_API const char         *cadre_failed_job_task(const cadre_failed_job *j);
+/* Attempts started, and the tries it was allowed (0: until retry_until). */
+CADRE_API uint32_t    cadre_failed_job_attempts(const cadre_failed_job *j);
+CADRE_API uint32_t    cadre_failed_job_tries(const cadre_failed_job *j);
+CADRE_API const char *cadre_failed_job_error_type(const cadre_failed_job *j);
+CADRE_API const char *cadre_failed_job_error(const cadre_failed_job *j);
+/* Unix ms: when it failed, and when it was dispatched. */
+CADRE_API uint64_t cadre_failed_job_failed_at_ms(const cadre_failed_job *j);
+CADRE_API uint64_t cadre_failed_job_created_at_ms(const cadre_failed_job *j);
+/* The payload's size in bytes (also for jobs of a listing). */
+CADRE_API uint64_t cadre_failed_job_payload_size(const cadre_failed_job *j);
+/* The payload (*len its length): jobs from cadre_failed_get have it; jobs
+ * of a listing do not (NULL, *len 0). */
+CADRE_API const void *cadre_failed_job_payload(const cadre_failed_job *j,
+                                               size_t                 *len);
+/* Frees a job from cadre_failed_get; NULL is accepted. */
+CADRE_API void cadre_failed_job_free(cadre_failed_job *j);
+
+/* Options of cadre_failed_list; zero means defaults. */
+typedef struct cadre_failed_list_opts {
+    const char         *queue; /* NULL: every queue */
+    const cadre_job_id *after; /* NULL: from the first; else the jobs after
+                                  it (from cadre_failed_page_next) */
+    uint32_t limit;            /* jobs per page; 0: 100; the node caps 1,000 */
+} cadre_failed_list_opts;
+
+/* One page of a failed-job listing. Opaque; owned by the caller. */
+typedef struct cadre_failed_page cadre_failed_page;
+
+/* Lists failed jobs one page at a time, in id order (ids are time-ordered,
+ * so the oldest dispatch comes first), without payloads. Continue with
+ * opts->after set by cadre_failed_page_next until it returns 0; a page may
+ * hold fewer than limit jobs, even none, and still have a next one. The
+ * caller frees *out with cadre_failed_page_free.
+ * Returns CADRE_EINVAL for a queue name over 120 bytes, CADRE_ENOMEM. */
+CADRE_API int    cadre_failed_list(cadre_client                 *c,
+                                   const cadre_failed_list_opts *opts,
+                                   cadre_failed_page           **out);
+CADRE_API size_t cadre_failed_page_count(const cadre_failed_page *p);
+/* The i-th job (i < count), owned by the page. */
+CADRE_API const cadre_failed_job *
+cadre_failed_page_job(const cadre_failed_page *p, size_t i);
+/* Returns 1 and sets *after if failed jobs follow this page, else 0. */
+CADRE_API int  cadre_failed_page_next(const cadre_failed_page *p,
+                                      cadre_job_id            *after);
+CADRE_API void cadre_failed_page_free(cadre_failed_page *p); /* NULL ok */
+
+/* The failed job id with its payload. The caller frees *out with
+ * cadre_failed_job_free. Returns CADRE_ENOTFOUND if no failed job has this
+ * id (it never failed, was retried, forgotten or pruned). */
+CADRE_API int cadre_failed_get(cadre_client *c, const cadre_job_id *id,
+                               cadre_failed_job **out);
+
+/* Puts the n failed jobs back on their queues as fresh jobs: READY at the
+ * back of the queue, attempts 0, error cleared, same id, payload and
+ * options; they leave the failed store. *retried (may be NULL) receives how
+ * many were. Returns CADRE_ENOTFOUND if some ids were not failed jobs (the
+ * others are retried; cadre_client_errmsg names the first missing). */
+CADRE_API int cadre_failed_retry(cadre_client *c, const cadre_job_id *ids,
+                                 size_t n, size_t *retried);
+/* Retries every failed job, or those of queue (NULL: every queue). */
+CADRE_API int cadre_failed_retry_all(cadre_client *c, const char *queue,
+                                     uint64_t *retried);
+/* Deletes one failed job. Returns CADRE_ENOTFOUND if there is none with
+ * this id. */
+CADRE_API int cadre_failed_forget(cadre_client *c, const cadre_job_id *id);
+/* Deletes every failed job; *forgotten (may be NULL) receives how many. */
+CADRE_API int cadre_failed_flush(cadre_client *c, uint64_t *forgotten);
+/* Deletes the failed jobs that failed older_than_ms ago or earlier (0:
+ * all of them); *pruned (may be NULL) receives how many. */
+CADRE_API int cadre_failed_prune(cadre_client *c, uint64_t older_than_ms,
+                                 uint64_t *pruned);
+
+/* Deletes the ready and delayed jobs of queue (NULL: of every queue); jobs
+ * running now (reserved) are left alone. *cleared (may be NULL) receives
+ * how many. Returns CADRE_EINVAL for a queue name over 120 bytes. */
+CADRE_API int cadre_queue_clear(cadre_client *c, const char *queue,
+                                uint64_t *cleared);
+/* Pauses queue (NULL: "default"): workers take nothing from it until it is
+ * resumed, while dispatch still stores jobs in it. Durable across node
+ * restarts; pausing a paused queue (or resuming a running one) is no error.
+ * Returns CADRE_EINVAL for a queue name over 120 bytes. */
+CADRE_API int cadre_queue_pause(cadre_client *c, const char *queue);
+CADRE_API int cadre_queue_resume(cadre_client *c, const char *queue);
+/* The names of the paused queues, sorted: *names is one allocation (the
+ * array and its strings) the caller frees with cadre_free; NULL when *n is
+ * 0. */
+CADRE_API int cadre_queue_paused(cadre_client *c, char ***names, size_t *n);
 
 #ifdef __cplusplus
 }
