@@ -1616,22 +1616,67 @@ TEST(timing_seal_open_100b)
            (double)(t1 - t0) * 1000.0 / ROUNDS);
 }
 
+/* Empty sub-messages cost two bytes on the wire and a struct each when
+ * decoded: the decode budget refuses such a frame instead of allocating
+ * gigabytes. */
+TEST(wire_many_empty_submessages_are_refused)
+{
+    size_t     k = 500000, len = 0;
+    uint8_t   *buf = malloc(k * 2 + 16);
+    struct msg m;
+    size_t     body = k * 2;
+
+    REQUIRE(buf != NULL);
+    buf[len++] = 0x8a; /* Envelope.status (field 17, length-delimited) */
+    buf[len++] = 0x01;
+    while (body >= 0x80) { /* varint length */
+        buf[len++] = (uint8_t)(body | 0x80);
+        body >>= 7;
+    }
+    buf[len++] = (uint8_t)body;
+    for (size_t i = 0; i < k; i++) {
+        buf[len++] = (8 << 3) | 2; /* Status.queues, an empty QueueStats */
+        buf[len++] = 0;
+    }
+    CHECK_EQ(msg_unpack(buf, len, &m), CADRE_EPROTO);
+    msg_free(&m);
+    /* The same shape at a sane size decodes. */
+    k = 100;
+    len = 0;
+    body = k * 2;
+    buf[len++] = 0x8a;
+    buf[len++] = 0x01;
+    while (body >= 0x80) {
+        buf[len++] = (uint8_t)(body | 0x80);
+        body >>= 7;
+    }
+    buf[len++] = (uint8_t)body;
+    for (size_t i = 0; i < k; i++) {
+        buf[len++] = (8 << 3) | 2;
+        buf[len++] = 0;
+    }
+    REQUIRE_EQ(msg_unpack(buf, len, &m), CADRE_OK);
+    CHECK_EQ(m.u.status.queues_n, 100);
+    msg_free(&m);
+    free(buf);
+}
+
 int
 main(void)
 {
     test_setup();
-    TAP_RUN(T(roundtrip_dispatch), T(roundtrip_dispatch_reply),
-            T(roundtrip_fetch), T(roundtrip_jobs), T(roundtrip_wait),
-            T(roundtrip_wait_reply), T(roundtrip_status_request),
-            T(roundtrip_status), T(status_strings_truncate), T(roundtrip_error),
-            T(roundtrip_many_elements), T(header_fields), T(wrong_key_is_eauth),
-            T(flipped_bytes_never_open), T(truncated_frames_fail),
-            T(oversized_before_decryption), T(seal_limits),
-            T(msg_pack_exact_capacity), T(garbage_behind_valid_tag_is_eproto),
-            T(wrong_id_lengths_are_eproto), T(out_of_range_values_are_eproto),
-            T(alloc_faults_are_enomem), T(msg_kind_names),
-            T(roundtrip_failed_query), T(roundtrip_failed_jobs),
-            T(roundtrip_admin), T(roundtrip_admin_reply),
-            T(roundtrip_admin_many_elements), T(bad_admin_messages_are_eproto),
-            T(timing_seal_open_100b));
+    TAP_RUN(
+        T(wire_many_empty_submessages_are_refused), T(roundtrip_dispatch),
+        T(roundtrip_dispatch_reply), T(roundtrip_fetch), T(roundtrip_jobs),
+        T(roundtrip_wait), T(roundtrip_wait_reply), T(roundtrip_status_request),
+        T(roundtrip_status), T(status_strings_truncate), T(roundtrip_error),
+        T(roundtrip_many_elements), T(header_fields), T(wrong_key_is_eauth),
+        T(flipped_bytes_never_open), T(truncated_frames_fail),
+        T(oversized_before_decryption), T(seal_limits),
+        T(msg_pack_exact_capacity), T(garbage_behind_valid_tag_is_eproto),
+        T(wrong_id_lengths_are_eproto), T(out_of_range_values_are_eproto),
+        T(alloc_faults_are_enomem), T(msg_kind_names),
+        T(roundtrip_failed_query), T(roundtrip_failed_jobs), T(roundtrip_admin),
+        T(roundtrip_admin_reply), T(roundtrip_admin_many_elements),
+        T(bad_admin_messages_are_eproto), T(timing_seal_open_100b));
 }
