@@ -17,6 +17,8 @@ static const struct main_cmd main_cmds[] = {
     {"worker", cli_worker, "run a worker that fetches and runs jobs"},
     {"dispatch", cli_dispatch, "dispatch a job (optionally wait for it)"},
     {"status", cli_status, "show a node's queues and workers"},
+    {"failed", cli_failed, "list, show, retry, forget failed jobs"},
+    {"queue", cli_queue, "clear, pause, resume, monitor queues"},
     {"keygen", cli_keygen, "write a new cluster key"},
 };
 
