@@ -5,6 +5,11 @@
 # sync=normal; 2 supervised demo-plugin workers for end to end), each on a
 # free loopback port and a temp dir, runs bench_beanstalk and bench_cadre,
 # and prints one table: workload | cadre | peer | ratio, then the raw figures.
+# Then run(): gearmand (-t GEARMAND_THREADS, builtin queue) with 2 echo
+# workers (bench_gearman workers) and a `cadre node --workers 2 --plugin
+# demo.so`, both up at once; each workload runs on gearmand then on cadre
+# (bench_gearman / bench_cadre run1, runN, runs8: foreground tasks against
+# cadre_run), and a second table "run(): cadre vs gearmand" follows.
 #
 # Usage: bench/compare.sh            (after cmake --build build)
 # Env:   BUILD=build   build dir holding cadre, demo.so, bench/*
@@ -15,7 +20,14 @@
 #                      beanstalkd -f 0), to keep the total near 1-2 minutes
 #        REPEAT=1      runs per figure; the best is kept (the machine may be
 #                      busy: 2 CPUs shared with the clients)
-#        ONLY=beanstalk|cadre   run one side only
+#        ONLY=beanstalk|cadre   run one side only (cadre: its side of
+#                      both tables)
+#        ONLY=run      only the run() section, both sides (~40 s)
+#        ONLY=gearman  only gearmand's side of the run() section
+#        RUN1_N=10000  sequential one-task runs (p50, p99)
+#        RUN_SECS=5    seconds of the 8-thread runs workload
+#        GEARMAND_THREADS=0   gearmand -t (0: gearmand picks; on 2 CPUs it
+#                      did best of 0, 1, 2, 4)
 # Kills only the processes it started (trap); removes its temp dir.
 set -uo pipefail
 
@@ -30,23 +42,47 @@ DEMO="$BUILD/demo.so"
 BB="$BUILD/bench/bench_beanstalk"
 BC="$BUILD/bench/bench_cadre"
 FSYNC_RATE="$BUILD/bench/fsync_rate"
+BG="$BUILD/bench/bench_gearman"
 RUN_TIMEOUT=120
+RUN1_N=${RUN1_N:-10000}
+RUN_SECS=${RUN_SECS:-5}
+GEARMAND_THREADS=${GEARMAND_THREADS:-0}
 
 die() {
     echo "compare.sh: $*" >&2
     exit 1
 }
 
+# Which sides run: beanstalkd, cadre (first table), gearmand, cadre (run()).
+DO_BS=0 DO_CADRE=0 DO_GEAR=0 DO_CRUN=0
+case $ONLY in
+"") DO_BS=1 DO_CADRE=1 DO_GEAR=1 DO_CRUN=1 ;;
+beanstalk) DO_BS=1 ;;
+cadre) DO_CADRE=1 DO_CRUN=1 ;;
+run) DO_GEAR=1 DO_CRUN=1 ;;
+gearman) DO_GEAR=1 ;;
+*) die "ONLY=$ONLY: one of beanstalk, cadre, run, gearman" ;;
+esac
+
 for f in "$BB" "$FSYNC_RATE"; do
     [ -x "$f" ] || die "$f not built (cmake -B $BUILD && cmake --build $BUILD)"
 done
-if [ "$ONLY" != cadre ]; then
+if [ "$DO_BS" = 1 ]; then
     command -v beanstalkd >/dev/null || die "beanstalkd not installed (apt-get install beanstalkd)"
 fi
-if [ "$ONLY" != beanstalk ]; then
+if [ "$DO_CADRE" = 1 ] || [ "$DO_CRUN" = 1 ]; then
     for f in "$CADRE" "$DEMO" "$BC"; do
         [ -e "$f" ] || die "$f not built (or run with ONLY=beanstalk)"
     done
+fi
+if [ "$DO_GEAR" = 1 ]; then
+    if ! command -v gearmand >/dev/null; then
+        echo "compare.sh: gearmand not installed (scripts/deps.sh): run() rows without it" >&2
+        DO_GEAR=0
+    elif [ ! -x "$BG" ]; then
+        echo "compare.sh: $BG not built (libgearman-dev missing?): run() rows without gearmand" >&2
+        DO_GEAR=0
+    fi
 fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/cadre-bench-XXXXXX") || die "mktemp failed"
@@ -215,15 +251,17 @@ run_cadre() {
 # ---- run ------------------------------------------------------------------
 
 T0=$SECONDS
-FSYNC_LINE=$("$FSYNC_RATE" "$TMP" 2) || FSYNC_LINE="fsync rate=n/a"
-echo "$FSYNC_LINE" >&2
-if [ "$ONLY" != cadre ]; then
+if [ "$DO_BS" = 1 ] || [ "$DO_CADRE" = 1 ]; then
+    FSYNC_LINE=$("$FSYNC_RATE" "$TMP" 2) || FSYNC_LINE="fsync rate=n/a"
+    echo "$FSYNC_LINE" >&2
+fi
+if [ "$DO_BS" = 1 ]; then
     mkdir -p "$TMP/binlog-lazy" "$TMP/binlog-fsync"
     run_beanstalk memory 0
     run_beanstalk binlog 0 -b "$TMP/binlog-lazy"
     run_beanstalk binlog-f0 1 -b "$TMP/binlog-fsync" -f 0
 fi
-if [ "$ONLY" != beanstalk ]; then
+if [ "$DO_CADRE" = 1 ]; then
     run_cadre full 1
     run_cadre normal 0
     run_cadre off 1
@@ -250,30 +288,175 @@ row() {
         "${c:-n/a} ($ccfg)" "${p:-n/a} ($pcfg)" "$ratio"
 }
 
-echo
-echo "jobs/s; N=$N per run (1 client, 1 producer, fsync-each peer: $NSLOW; bulk: $NBULK);" \
-    "$(nproc) CPUs; disk: $FSYNC_LINE"
-printf '%-52s | %-20s | %-24s | %s\n' workload cadre "peer (beanstalkd)" ratio
-printf '%s\n' "-----------------------------------------------------+----------------------+--------------------------+------"
-row "dispatch, 1 client, fsync each" sync=full binlog-f0 put1
-row "dispatch, 1 client, sync=normal vs lazy" sync=normal binlog put1
-row "dispatch, 1 client, lazy (both flush every 50 ms)" sync=off binlog put1
-row "dispatch, 8 clients, fsync each" sync=full binlog-f0 put8
-row "dispatch, 8 clients, sync=normal vs lazy" sync=normal binlog put8
-row "dispatch, 8 clients, lazy (both flush every 50 ms)" sync=off binlog put8
-row "async dispatch, 1 client, fsync (peer: pipelined)" sync=full binlog-f0 async1
-row "async dispatch, 1 client, lazy (peer: pipelined)" sync=off binlog async1
-row "async dispatch, 8 clients, fsync (peer: pipelined)" sync=full binlog-f0 async8
-row "bulk dispatch (cadre 100/batch; peer pipelined 100)" sync=full binlog-f0 bulk
-row "bulk dispatch, lazy" sync=off binlog bulk
-row "end to end, 2 workers, 1 producer, fsync each" sync=full binlog-f0 e2e1
-row "end to end, 2 workers, 1 producer, lazy" sync=off binlog e2e1
-row "end to end, 2 workers, 8 producers, fsync each" sync=full binlog-f0 e2e8
-row "end to end, 2 workers, 8 producers, lazy" sync=off binlog e2e8
-row "end to end, 2 workers, 8 producers, peer in memory" sync=off memory e2e8
-row "end to end, 1 async producer, fsync (peer: 8 producers)" sync=full binlog-f0 e2ea1
-row "end to end, 1 async producer, lazy (peer: 8 producers)" sync=off binlog e2ea1
-echo
-echo "raw:"
-printf '  %s\n' "${RAW[@]}"
+if [ "$DO_BS" = 1 ] || [ "$DO_CADRE" = 1 ]; then
+    echo
+    echo "jobs/s; N=$N per run (1 client, 1 producer, fsync-each peer: $NSLOW; bulk: $NBULK);" \
+        "$(nproc) CPUs; disk: $FSYNC_LINE"
+    printf '%-52s | %-20s | %-24s | %s\n' workload cadre "peer (beanstalkd)" ratio
+    printf '%s\n' "-----------------------------------------------------+----------------------+--------------------------+------"
+    row "dispatch, 1 client, fsync each" sync=full binlog-f0 put1
+    row "dispatch, 1 client, sync=normal vs lazy" sync=normal binlog put1
+    row "dispatch, 1 client, lazy (both flush every 50 ms)" sync=off binlog put1
+    row "dispatch, 8 clients, fsync each" sync=full binlog-f0 put8
+    row "dispatch, 8 clients, sync=normal vs lazy" sync=normal binlog put8
+    row "dispatch, 8 clients, lazy (both flush every 50 ms)" sync=off binlog put8
+    row "async dispatch, 1 client, fsync (peer: pipelined)" sync=full binlog-f0 async1
+    row "async dispatch, 1 client, lazy (peer: pipelined)" sync=off binlog async1
+    row "async dispatch, 8 clients, fsync (peer: pipelined)" sync=full binlog-f0 async8
+    row "bulk dispatch (cadre 100/batch; peer pipelined 100)" sync=full binlog-f0 bulk
+    row "bulk dispatch, lazy" sync=off binlog bulk
+    row "end to end, 2 workers, 1 producer, fsync each" sync=full binlog-f0 e2e1
+    row "end to end, 2 workers, 1 producer, lazy" sync=off binlog e2e1
+    row "end to end, 2 workers, 8 producers, fsync each" sync=full binlog-f0 e2e8
+    row "end to end, 2 workers, 8 producers, lazy" sync=off binlog e2e8
+    row "end to end, 2 workers, 8 producers, peer in memory" sync=off memory e2e8
+    row "end to end, 1 async producer, fsync (peer: 8 producers)" sync=full binlog-f0 e2ea1
+    row "end to end, 1 async producer, lazy (peer: 8 producers)" sync=off binlog e2ea1
+    echo
+    echo "raw:"
+    printf '  %s\n' "${RAW[@]}"
+fi
+
+# ---- run(): cadre vs gearmand ---------------------------------------------
+
+declare -A RUNF # "<system> <workload> <field>" -> value of its result line
+RUN_RAW=()
+
+# record_run SYSTEM WORKLOAD KEY lo|hi CMD...: runs a bench program REPEAT
+# times and keeps the result line whose KEY is best (lo: lowest).
+record_run() {
+    local sys=$1 wl=$2 key=$3 dir=$4 out v best= best_out= r f
+    shift 4
+    for r in $(seq "$REPEAT"); do
+        out=$(timeout "$RUN_TIMEOUT" "$@" 2>"$TMP/last.err")
+        v=$(sed -n "s/.* $key=\([0-9.]*\).*/\1/p" <<<"$out" | tail -n1)
+        if [ -z "$v" ]; then
+            echo "  $sys $wl: FAILED: $(tail -n3 "$TMP/last.err")" >&2
+            continue
+        fi
+        echo "  $out" >&2
+        if [ -z "$best" ] || awk -v a="$v" -v b="$best" -v d="$dir" \
+            'BEGIN { exit !(d == "lo" ? a < b : a > b) }'; then
+            best=$v best_out=$out
+        fi
+    done
+    if [ -n "$best" ]; then
+        for f in $best_out; do
+            case $f in *=*) RUNF["$sys $wl ${f%%=*}"]=${f#*=} ;; esac
+        done
+        RUN_RAW+=("$best_out")
+    else
+        RUN_RAW+=("$sys $wl: FAILED $(tail -n1 "$TMP/last.err")")
+    fi
+}
+
+GM_PID= GM_PORT= GW_PID=
+# start_gearmand: gearmand on a free loopback port, then bench_gearman's 2
+# echo workers (the run modes wait until gearmand reports both).
+start_gearmand() {
+    local try i
+    for try in 1 2 3; do
+        GM_PORT=$("$BB" freeport) || return 1
+        gearmand -L 127.0.0.1 -p "$GM_PORT" -t "$GEARMAND_THREADS" \
+            --queue-type builtin --log-file "$TMP/gearmand.log" \
+            --pid-file "$TMP/gearmand.pid" --verbose WARNING \
+            >"$TMP/gearmand.out" 2>&1 &
+        GM_PID=$!
+        STARTED+=("$GM_PID")
+        for i in $(seq 50); do
+            if (exec 3<>"/dev/tcp/127.0.0.1/$GM_PORT") 2>/dev/null; then
+                "$BG" 127.0.0.1 "$GM_PORT" 2 workers \
+                    >"$TMP/gearman-workers.out" 2>&1 &
+                GW_PID=$!
+                STARTED+=("$GW_PID")
+                return 0
+            fi
+            kill -0 "$GM_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        stop "$GM_PID"
+    done
+    echo "compare.sh: gearmand did not start:" \
+        "$(tail -n3 "$TMP/gearmand.out" "$TMP/gearmand.log" 2>/dev/null)" >&2
+    return 1
+}
+
+# run_section: gearmand and a cadre node up at once (idle servers cost next
+# to nothing), each workload on one then the other, so that both see the
+# same moment of a machine that may be busy.
+run_section() {
+    local gm=0 cn=0 wl
+    echo "run(): gearmand (-t $GEARMAND_THREADS) and cadre, 2 echo workers each..." >&2
+    if [ "$DO_GEAR" = 1 ] && start_gearmand; then
+        gm=1
+    fi
+    if [ "$DO_CRUN" = 1 ] && start_node node-run --workers 2 --plugin "$DEMO"; then
+        cn=1
+    fi
+    for wl in run1 run1000 run10000 runs8; do
+        if [ "$gm" = 1 ]; then
+            run_one gearman "$wl" "$BG" 127.0.0.1 "$GM_PORT"
+        fi
+        if [ "$cn" = 1 ]; then
+            run_one cadre "$wl" "$BC" "$NODE_URL" "$NODE_KEY"
+        fi
+    done
+    if [ "$gm" = 1 ]; then
+        stop "$GW_PID"
+        stop "$GM_PID"
+    fi
+    if [ "$cn" = 1 ]; then
+        stop "$NODE_PID"
+    fi
+}
+
+# run_one SYSTEM WORKLOAD PROGRAM ADDR...: one workload on one side.
+run_one() {
+    local sys=$1 wl=$2 prog=$3 a1=$4 a2=$5
+    case $wl in
+    run1) record_run "$sys" "$wl" p50_us lo "$prog" "$a1" "$a2" "$RUN1_N" run1 1 2 ;;
+    run1000) record_run "$sys" "$wl" wall_ms lo \
+        env BENCH_REPS=5 "$prog" "$a1" "$a2" 1000 runN 1 2 ;;
+    run10000) record_run "$sys" "$wl" wall_ms lo \
+        env BENCH_REPS=3 "$prog" "$a1" "$a2" 10000 runN 1 2 ;;
+    runs8) record_run "$sys" "$wl" runs_per_s hi \
+        env BENCH_SECONDS="$RUN_SECS" "$prog" "$a1" "$a2" 100 runs8 8 2 ;;
+    esac
+}
+
+# run_row LABEL WORKLOAD KEY lo|hi: ratio > 1 means cadre ahead.
+run_row() {
+    local label=$1 wl=$2 key=$3 dir=$4 c p ratio
+    c=${RUNF["cadre $wl $key"]:-}
+    p=${RUNF["gearman $wl $key"]:-}
+    if [ -n "$c" ] && [ -n "$p" ]; then
+        ratio=$(awk -v c="$c" -v p="$p" -v d="$dir" 'BEGIN {
+            r = d == "lo" ? (c > 0 ? p / c : 0) : (p > 0 ? c / p : 0)
+            if (r > 0) printf "%.2fx", r; else printf "n/a" }')
+    else
+        ratio=n/a
+    fi
+    printf '%-46s | %-10s | %-10s | %s\n' "$label" "${c:-n/a}" "${p:-n/a}" "$ratio"
+}
+
+if [ "$DO_GEAR" = 1 ] || [ "$DO_CRUN" = 1 ]; then
+    T1=$SECONDS
+    run_section
+    echo
+    echo "run(): cadre vs gearmand; echo task, 16-byte payload, 2 workers each;" \
+        "gearmand -t $GEARMAND_THREADS, foreground tasks; $(nproc) CPUs"
+    echo "ratio > 1: cadre ahead (latency and wall, lower is better:" \
+        "gearmand/cadre; runs/s: cadre/gearmand)"
+    printf '%-46s | %-10s | %-10s | %s\n' workload cadre gearmand ratio
+    printf '%s\n' "-----------------------------------------------+------------+------------+------"
+    run_row "one-task run, p50 latency (us)" run1 p50_us lo
+    run_row "one-task run, p99 latency (us)" run1 p99_us lo
+    run_row "run of 1,000 tasks, wall (ms, median of 5)" run1000 wall_ms lo
+    run_row "run of 10,000 tasks, wall (ms, median of 3)" run10000 wall_ms lo
+    run_row "8 threads x runs of 100 tasks (runs/s)" runs8 runs_per_s hi
+    echo
+    echo "raw:"
+    printf '  %s\n' "${RUN_RAW[@]}"
+    echo "run() section $((SECONDS - T1))s"
+fi
 echo "total ${SECONDS}s (runs $((SECONDS - T0))s)"
