@@ -30,10 +30,9 @@ _Static_assert(KEYS_LEN >= crypto_kdf_BYTES_MIN &&
 #define KEYS_FILE_MAX 256
 
 static const char *const keys_role_names[KEYS_ROLE_COUNT] = {
-    [KEYS_ROLE_MASTER] = "master",
-    [KEYS_ROLE_NODE] = "node",
-    [KEYS_ROLE_WORKER] = "worker",
-    [KEYS_ROLE_CLIENT] = "client",
+    [KEYS_ROLE_MASTER] = "master", [KEYS_ROLE_NODE] = "node",
+    [KEYS_ROLE_WORKER] = "worker", [KEYS_ROLE_CLIENT] = "client",
+    [KEYS_ROLE_APP] = "app",
 };
 
 int
@@ -216,7 +215,8 @@ static int
 keys_parse(const char *s, int *role, keys_key *k, cd_err *err)
 {
     static const char expect[] =
-        "expected 'cadre-key v1 <master|node|worker|client> <64 hex digits>'";
+        "expected 'cadre-key v1 <master|node|worker|client|app> <64 hex "
+        "digits>'";
     char        word[16];
     const char *p = s;
     size_t      n;
@@ -343,7 +343,7 @@ keys_load_for(const char *path, int want_role, keys_key *k, cd_err *err)
         return rc;
     if (role == want_role) {
         memcpy(k, &key, sizeof(key));
-    } else if (role == KEYS_ROLE_MASTER) {
+    } else if (role == KEYS_ROLE_MASTER && want_role != KEYS_ROLE_APP) {
         keys_derive(&key, want_role, k);
     } else {
         sodium_memzero(&key, sizeof(key));

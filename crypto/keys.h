@@ -20,7 +20,10 @@ enum keys_role {
     KEYS_ROLE_NODE = 1,
     KEYS_ROLE_WORKER = 2,
     KEYS_ROLE_CLIENT = 3,
-    KEYS_ROLE_COUNT = 4,
+    /* The application key of `encrypted` jobs: made apart from the cluster
+     * key (never derived from it), held by clients and workers only. */
+    KEYS_ROLE_APP = 4,
+    KEYS_ROLE_COUNT = 5,
 };
 
 typedef struct keys_key {
@@ -47,7 +50,8 @@ int keys_save(const char *path, int role, const keys_key *k, cd_err *err);
 int keys_load(const char *path, int *role, keys_key *k, cd_err *err);
 /* Loads path and returns the key for want_role: derived when the file holds
  * the master key, as is when it holds want_role's key. Returns CADRE_EAUTH if
- * the file holds another role's key. */
+ * the file holds another role's key. The app key is never derived: only an
+ * app key file gives it. */
 int keys_load_for(const char *path, int want_role, keys_key *k, cd_err *err);
 
 #endif

@@ -310,7 +310,7 @@ TEST(load_for_roles)
     REQUIRE_EQ(keys_save(node_path, KEYS_ROLE_NODE, &node, &err), CADRE_OK);
 
     /* The master file yields every role's derived key. */
-    for (int r = KEYS_ROLE_NODE; r < KEYS_ROLE_COUNT; r++) {
+    for (int r = KEYS_ROLE_NODE; r <= KEYS_ROLE_CLIENT; r++) {
         REQUIRE_EQ(keys_load_for(master_path, r, &k, &err), CADRE_OK);
         keys_derive(&master, r, &want);
         CHECK(test_key_eq(&k, &want));
