@@ -42,10 +42,10 @@ int
 cli_conn_flag(struct cli_conn *c, int argc, char **argv, int *i)
 {
     static const char *const names[] = {"--url", "--key-file", "--data",
-                                        "--request-timeout"};
+                                        "--request-timeout", "--app-key-file"};
     int                      missing;
 
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 5; k++) {
         const char *v = cli_flag_value(names[k], argc, argv, i, &missing);
         unsigned long long ms;
 
@@ -59,6 +59,8 @@ cli_conn_flag(struct cli_conn *c, int argc, char **argv, int *i)
             c->key_file = v;
         else if (k == 2)
             c->data_dir = v;
+        else if (k == 4)
+            c->app_key_file = v;
         else if (cli_parse_u64(v, &ms) != 0 || ms == 0 || ms > 86400000)
             return -1;
         else
@@ -74,7 +76,8 @@ cli_open(const struct cli_conn *c, const char *cmd)
     cadre_client_opts opts = {.url = c->url,
                               .key_file = c->key_file,
                               .data_dir = c->data_dir,
-                              .timeout_ms = c->timeout_ms};
+                              .timeout_ms = c->timeout_ms,
+                              .app_key_file = c->app_key_file};
     cadre_client     *client = NULL;
     char              msg[512];
 

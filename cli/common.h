@@ -13,9 +13,11 @@ struct cli_conn {
     const char *key_file;
     const char *data_dir;
     unsigned    timeout_ms;
+    const char *app_key_file;
 };
 
-/* If argv[*i] is --url/--key-file/--data/--request-timeout (with its value,
+/* If argv[*i] is --url/--key-file/--data/--request-timeout/--app-key-file
+ * (with its value,
  * "--flag value" or "--flag=value"), consumes it and returns 1; returns -1
  * if its value is missing or bad, 0 if it is not a connection flag. */
 int cli_conn_flag(struct cli_conn *c, int argc, char **argv, int *i);
@@ -36,6 +38,8 @@ const char *cli_flag_value(const char *name, int argc, char **argv, int *i,
     "  --key-file FILE    key file (default $CADRE_KEY_FILE or "               \
     "<data>/cluster.key)\n"                                                    \
     "  --data DIR         data dir holding the default key\n"                  \
-    "  --request-timeout MS  per request (default 10000)\n"
+    "  --request-timeout MS  per request (default 10000)\n"                    \
+    "  --app-key-file F   application key for encrypted jobs (default "        \
+    "$CADRE_APP_KEY_FILE)\n"
 
 #endif

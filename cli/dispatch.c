@@ -20,7 +20,7 @@ struct dispatch_args {
     unsigned long long delay_ms, tries, timeout_ms, count, wait_ms;
     uint32_t           backoff[32];
     size_t             backoff_n;
-    int                wait, json;
+    int                wait, json, encrypted;
 };
 
 static void
@@ -88,6 +88,10 @@ dispatch_parse(struct dispatch_args *a, int argc, char **argv)
         }
         if (strcmp(argv[i], "--json") == 0) {
             a->json = 1;
+            continue;
+        }
+        if (strcmp(argv[i], "--encrypted") == 0) {
+            a->encrypted = 1;
             continue;
         }
         if ((v = cli_flag_value("--queue", argc, argv, &i, &missing))) {
@@ -308,6 +312,7 @@ cli_dispatch(int argc, char **argv)
     opts.timeout_ms = a.timeout_ms;
     opts.backoff_s = a.backoff_n ? a.backoff : NULL;
     opts.backoff_n = a.backoff_n;
+    opts.encrypted = a.encrypted;
     spec = (cadre_job_spec){a.task, payload.data, payload.len, &opts};
     c = cli_open(&a.conn, "dispatch");
     if (c == NULL) {

@@ -10,11 +10,12 @@
 static void
 keygen_usage(FILE *f)
 {
-    fprintf(f, "usage: cadre keygen [--role ROLE --from MASTER_FILE]\n\n"
-               "Prints a new cluster master key (save it mode 0600, pass it "
-               "with --key-file).\nWith --role worker|client|node and --from, "
-               "prints that role's key derived from\nthe master key, for "
-               "hosts that must not hold the master key.\n");
+    fprintf(f,
+            "usage: cadre keygen [--app | --role ROLE --from MASTER_FILE]\n\n"
+            "Prints a new cluster master key (save it mode 0600, pass it "
+            "with --key-file).\nWith --role worker|client|node and --from, "
+            "prints that role's key derived from\nthe master key, for "
+            "hosts that must not hold the master key.\n");
 }
 
 int
@@ -24,7 +25,7 @@ cli_keygen(int argc, char **argv)
     keys_key    master, k;
     char        line[128];
     cd_err      err = {0};
-    int         role = KEYS_ROLE_MASTER, missing = 0;
+    int         role = KEYS_ROLE_MASTER, missing = 0, app = 0;
 
     for (int i = 1; i < argc; i++) {
         const char *v;
@@ -32,6 +33,8 @@ cli_keygen(int argc, char **argv)
         if (strcmp(argv[i], "--help") == 0) {
             keygen_usage(stdout);
             return CLI_OK;
+        } else if (strcmp(argv[i], "--app") == 0) {
+            app = 1;
         } else if ((v = cli_flag_value("--role", argc, argv, &i, &missing))) {
             role_name = v;
         } else if ((v = cli_flag_value("--from", argc, argv, &i, &missing))) {
@@ -44,13 +47,20 @@ cli_keygen(int argc, char **argv)
             return CLI_USAGE;
         }
     }
+    if (app && (role_name != NULL || from != NULL)) {
+        fprintf(stderr, "cadre keygen: --app makes a new key; it takes no "
+                        "--role or --from\n");
+        return CLI_USAGE;
+    }
+    if (app)
+        role = KEYS_ROLE_APP;
     if (role_name != NULL && (role = keys_role_parse(role_name)) < 0) {
         fprintf(stderr, "cadre keygen: unknown role '%s'\n", role_name);
         return CLI_USAGE;
     }
     if (keys_init() != CADRE_OK)
         return CLI_FAIL;
-    if (role != KEYS_ROLE_MASTER && from == NULL) {
+    if (role != KEYS_ROLE_MASTER && role != KEYS_ROLE_APP && from == NULL) {
         fprintf(stderr, "cadre keygen: --role needs --from MASTER_FILE\n");
         return CLI_USAGE;
     }

@@ -56,6 +56,9 @@ cli_worker_usage(FILE *f)
         "  --max-time S      stop after S seconds (after the current job)\n"
         "  --memory MIB      stop once resident memory reaches MIB\n"
         "  --stop-when-empty stop when a fetch finds no job\n"
+        "  --app-key-file F  application key that opens encrypted jobs "
+        "(default\n"
+        "                    $CADRE_APP_KEY_FILE)\n"
         "  (a worker a node supervises is replaced when it stops)\n"
         "  --help            show this help\n"
         "\n"
@@ -153,6 +156,7 @@ cli_worker(int argc, char **argv)
         OPT_MAX_TIME,
         OPT_MEMORY,
         OPT_STOP_WHEN_EMPTY,
+        OPT_APP_KEY_FILE,
         OPT_HELP,
     };
     static const struct option longopts[] = {
@@ -169,6 +173,7 @@ cli_worker(int argc, char **argv)
         {"max-time", required_argument, NULL, OPT_MAX_TIME},
         {"memory", required_argument, NULL, OPT_MEMORY},
         {"stop-when-empty", no_argument, NULL, OPT_STOP_WHEN_EMPTY},
+        {"app-key-file", required_argument, NULL, OPT_APP_KEY_FILE},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -255,6 +260,9 @@ cli_worker(int argc, char **argv)
             break;
         case OPT_STOP_WHEN_EMPTY:
             opts.stop_when_empty = 1;
+            break;
+        case OPT_APP_KEY_FILE:
+            opts.app_key_file = optarg;
             break;
         case OPT_HELP:
             cli_worker_usage(stdout);

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cadre/cadre.h"
@@ -16,6 +17,7 @@
 #include "common/err.h"
 #include "common/id.h"
 #include "common/path.h"
+#include "crypto/appseal.h"
 #include "crypto/keys.h"
 #include "proto/wire.h"
 
@@ -88,6 +90,21 @@ client_dial(cadre_client *c, cd_err *err)
     return CADRE_OK;
 }
 
+/* The application key (encrypted jobs): from path, else
+ * $CADRE_APP_KEY_FILE, else none. */
+static int
+client_load_app_key(cadre_client *c, const char *path, cd_err *err)
+{
+    if (path == NULL || path[0] == '\0')
+        path = getenv("CADRE_APP_KEY_FILE");
+    if (path == NULL || path[0] == '\0')
+        return CADRE_OK;
+    if (keys_load_for(path, KEYS_ROLE_APP, &c->app_key, err) != CADRE_OK)
+        return cd_err_wrap(err, "application key");
+    c->has_app_key = 1;
+    return CADRE_OK;
+}
+
 int
 cadre_client_open(const cadre_client_opts *opts, cadre_client **out,
                   char *errbuf, size_t errbuf_len)
@@ -117,6 +134,10 @@ cadre_client_open(const cadre_client_opts *opts, cadre_client **out,
         goto fail;
     }
     cd_url(opts->url, c->url, sizeof(c->url));
+    if (client_load_app_key(c, opts->app_key_file, &err) != CADRE_OK) {
+        cd_free(c);
+        goto fail;
+    }
     c->timeout_ms =
         opts->timeout_ms ? opts->timeout_ms : CLIENT_TIMEOUT_DEFAULT_MS;
     c->max_frame = WIRE_MAX_DEFAULT;
@@ -155,6 +176,7 @@ cadre_client_close(cadre_client *c)
     pthread_mutex_destroy(&c->slots_mu);
     keys_wipe(&c->ring.key[KEYS_ROLE_CLIENT]);
     keys_wipe(&c->sender.key);
+    keys_wipe(&c->app_key);
     cd_free(c);
 }
 
@@ -322,12 +344,37 @@ client_opts_view(const cadre_job_opts *o, struct msg_job_opts *v)
     v->retry_after_ms = o->retry_after_ms;
 }
 
+/* Seals the payloads of encrypted jobs (into sealed[i], which nj[i] then
+ * points at): only ciphertext leaves this process. */
+static int
+client_seal_payloads(cadre_client *c, const cadre_job_spec *jobs, size_t n,
+                     struct msg_new_job *nj, uint8_t **sealed, cd_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t len = 0;
+
+        if (jobs[i].opts == NULL || !jobs[i].opts->encrypted)
+            continue;
+        if (!c->has_app_key)
+            return cd_err_set(err, CADRE_EINVAL,
+                              "job %zu is encrypted but no application key "
+                              "is set (app_key_file, CADRE_APP_KEY_FILE)",
+                              i);
+        if (appseal_seal(&c->app_key, jobs[i].payload, jobs[i].payload_len,
+                         &sealed[i], &len) != CADRE_OK)
+            return cd_err_set(err, CADRE_ENOMEM, "out of memory");
+        nj[i].payload = (msg_bytes){sealed[i], len};
+    }
+    return CADRE_OK;
+}
+
 int
 cadre_dispatch_bulk(cadre_client *c, const cadre_job_spec *jobs, size_t n,
                     cadre_job_id *ids)
 {
-    struct msg          req = {.kind = MSG_DISPATCH}, rep;
+    struct msg          req = {.kind = MSG_DISPATCH}, rep = {0};
     struct msg_new_job *nj;
+    uint8_t           **sealed;
     cd_err              err = {0};
     uint64_t            now = cd_now_ms();
     int                 rc;
@@ -337,7 +384,10 @@ cadre_dispatch_bulk(cadre_client *c, const cadre_job_spec *jobs, size_t n,
         return client_fail(&err);
     }
     nj = cd_calloc(n, sizeof(*nj));
-    if (nj == NULL) {
+    sealed = cd_calloc(n, sizeof(*sealed));
+    if (nj == NULL || sealed == NULL) {
+        cd_free(nj);
+        cd_free(sealed);
         cd_err_set(&err, CADRE_ENOMEM, "dispatch: out of memory");
         return client_fail(&err);
     }
@@ -352,9 +402,11 @@ cadre_dispatch_bulk(cadre_client *c, const cadre_job_spec *jobs, size_t n,
         nj[i].payload = (msg_bytes){jobs[i].payload, jobs[i].payload_len};
         client_opts_view(o, &nj[i].opts);
     }
+    rc = client_seal_payloads(c, jobs, n, nj, sealed, &err);
     req.u.dispatch.jobs = nj;
     req.u.dispatch.jobs_n = n;
-    rc = client_call(c, &req, c->timeout_ms, &rep, &err);
+    if (rc == CADRE_OK)
+        rc = client_call(c, &req, c->timeout_ms, &rep, &err);
     if (rc == CADRE_OK &&
         (rep.kind != MSG_DISPATCH_REPLY || rep.u.dispatch_reply.ids_n != n)) {
         rc = cd_err_set(&err, CADRE_EPROTO, "unexpected dispatch reply");
@@ -364,6 +416,9 @@ cadre_dispatch_bulk(cadre_client *c, const cadre_job_spec *jobs, size_t n,
             ids[i] = nj[i].id;
     if (rep.kind != MSG_NONE)
         msg_free(&rep);
+    for (size_t i = 0; i < n; i++)
+        cd_free(sealed[i]);
+    cd_free(sealed);
     cd_free(nj);
     if (rc != CADRE_OK) {
         cd_err_wrap(&err, "dispatch");
@@ -393,12 +448,19 @@ cadre_outcome_fini(cadre_outcome *o)
 }
 
 static int
-client_copy_outcome(const struct msg_job_result *r, cadre_outcome *o)
+client_copy_outcome(cadre_client *c, const struct msg_job_result *r,
+                    cadre_outcome *o)
 {
+    cd_err err = {0};
+
     memset(o, 0, sizeof(*o));
     o->status = r->status;
     o->attempts = r->attempts;
-    if (r->result.len > 0) {
+    if (c->has_app_key && appseal_is_sealed(r->result.data, r->result.len) &&
+        appseal_open(&c->app_key, r->result.data, r->result.len, &o->result,
+                     &o->result_len, &err) == CADRE_OK) {
+        /* an encrypted job's result, opened here and nowhere else */
+    } else if (r->result.len > 0) {
         o->result = cd_memdup(r->result.data, r->result.len);
         o->result_len = r->result.len;
     }
@@ -431,7 +493,7 @@ client_wait_chunk(cadre_client *c, const cadre_job_id *ids, size_t n,
         rc = cd_err_set(err, CADRE_EPROTO, "unexpected wait reply");
     }
     for (size_t i = 0; i < n && rc == CADRE_OK; i++)
-        if (client_copy_outcome(&rep.u.wait_reply.results[i], &out[i]) !=
+        if (client_copy_outcome(c, &rep.u.wait_reply.results[i], &out[i]) !=
             CADRE_OK)
             rc = cd_err_set(err, CADRE_ENOMEM, "out of memory");
     if (rep.kind == MSG_WAIT_REPLY)

@@ -13,6 +13,7 @@
 
 #include "cadre/cadre.h"
 #include "common/err.h"
+#include "crypto/keys.h"
 #include "proto/msg.h"
 #include "proto/wire.h"
 
@@ -38,6 +39,8 @@ struct cadre_client {
     pthread_mutex_t        slots_mu;
     struct client_slot    *slots;   /* free list */
     struct client_batcher *batcher; /* NULL until the first async dispatch */
+    keys_key               app_key; /* encrypted jobs, if has_app_key */
+    int                    has_app_key;
 };
 
 /* Stores err's message as this thread's cadre_client_errmsg() and returns

@@ -38,6 +38,11 @@ task_fini(cadre_task *t)
     t->result = NULL;
     t->result_len = 0;
     task_clear_error(t);
+    if (t->plain != NULL) {
+        explicit_bzero(t->plain, t->plain_len); /* plaintext of a secret */
+        cd_free(t->plain);
+        t->plain = NULL;
+    }
 }
 
 /* A copy of s cut to TASK_ERROR_MAX bytes (not inside a UTF-8 sequence);
@@ -166,6 +171,11 @@ task_outcome_make(const struct msg_job *job, int kind, const char *type,
 const void *
 cadre_task_payload(const cadre_task *t, size_t *len)
 {
+    if (t->sealed) {
+        if (len != NULL)
+            *len = t->plain_len;
+        return t->plain;
+    }
     if (len != NULL)
         *len = t->job->payload.len;
     /* Never NULL, so that handlers may pass it to memcpy with len 0. */

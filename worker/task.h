@@ -33,6 +33,11 @@ struct cadre_task {
     char    *error_type;
     char    *error;
     uint64_t release_delay_ms;
+    /* An encrypted job: the opened payload the handler sees, and the result
+     * is sealed again before it leaves the worker. */
+    uint8_t *plain;
+    size_t   plain_len;
+    int      sealed;
 };
 
 /* What an outcome owns once taken from its task: cd_malloc'd, NULL when

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@
 #include "common/id.h"
 #include "common/log.h"
 #include "common/path.h"
+#include "crypto/appseal.h"
 #include "crypto/keys.h"
 #include "proto/msg.h"
 #include "proto/wire.h"
@@ -83,7 +85,9 @@ struct cadre_worker {
     uint32_t            memory_mb;
     uint64_t            memory_checked_mono_ms;
     int                 stop_when_empty, empty;
-    const char         *limit; /* which limit ended the run, for the log */
+    const char         *limit;   /* which limit ended the run, for the log */
+    keys_key            app_key; /* opens encrypted jobs, if has_app_key */
+    int                 has_app_key;
     uint32_t            sleep_ms;
     uint64_t            timeout_ms;
     uint64_t            worker_id;
@@ -642,6 +646,56 @@ worker_watch_disarm(cadre_worker *w)
 
 /* ---- running jobs -------------------------------------------------------- */
 
+/* An encrypted job (its payload sealed by the client with the application
+ * key): opens it for the handler, or fails the job for good when this
+ * worker cannot (no key, another key, tampered): retrying would not help.
+ * Returns 1 if the handler may run. */
+static int
+worker_open_sealed(cadre_worker *w, cadre_task *t)
+{
+    const struct msg_job *job = t->job;
+    char                  msg[CD_ERR_MSG_MAX + 64];
+    cd_err                err = {0};
+
+    if (!appseal_is_sealed(job->payload.data, job->payload.len))
+        return 1;
+    if (!w->has_app_key) {
+        task_set_error(t, MSG_OUTCOME_FAIL, "EncryptionError",
+                       "cannot open encrypted payload: no application key "
+                       "(--app-key-file or CADRE_APP_KEY_FILE)");
+        return 0;
+    }
+    if (appseal_open(&w->app_key, job->payload.data, job->payload.len,
+                     &t->plain, &t->plain_len, &err) != CADRE_OK) {
+        snprintf(msg, sizeof(msg), "cannot open encrypted payload: %s",
+                 err.msg);
+        task_set_error(t, MSG_OUTCOME_FAIL, "EncryptionError", msg);
+        return 0;
+    }
+    t->sealed = 1;
+    return 1;
+}
+
+/* The result of an encrypted job leaves the worker sealed too. */
+static void
+worker_seal_result(cadre_worker *w, cadre_task *t)
+{
+    uint8_t *sealed = NULL;
+    size_t   len = 0;
+
+    if (!t->sealed || t->kind != MSG_OUTCOME_DONE)
+        return;
+    if (appseal_seal(&w->app_key, t->result ? t->result : (uint8_t *)"",
+                     t->result_len, &sealed, &len) != CADRE_OK) {
+        task_set_error(t, MSG_OUTCOME_ERROR, "EncryptionError",
+                       "cannot seal the result: out of memory");
+        return;
+    }
+    cd_free(t->result);
+    t->result = sealed;
+    t->result_len = len;
+}
+
 static void
 worker_run_next(cadre_worker *w)
 {
@@ -658,7 +712,9 @@ worker_run_next(cadre_worker *w)
     w->jobs_started++;
     task_init(&t, job, w->timeout_ms);
     hd = handler_find(&w->reg, name);
-    if (hd == NULL) {
+    if (!worker_open_sealed(w, &t)) {
+        /* failed: the outcome is set */
+    } else if (hd == NULL) {
         char msg[TASK_ERROR_MAX + 64];
 
         snprintf(msg, sizeof(msg), "no handler for task '%s'", name);
@@ -677,6 +733,7 @@ worker_run_next(cadre_worker *w)
                  "id=%s task=%s attempt=%" PRIu32 " outcome=%d us=%" PRIu64,
                  t.id_text, name, job->attempt, t.kind,
                  cd_mono_us() - start_us);
+    worker_seal_result(w, &t);
     i = worker_outs_slot(w);
     task_take_outcome(&t, &w->outs[i], &w->owns[i]);
     worker_batch_rele(h.batch);
@@ -913,6 +970,21 @@ worker_dial(cadre_worker *w)
     return CADRE_OK;
 }
 
+/* The application key: from path, else $CADRE_APP_KEY_FILE, else none
+ * (encrypted jobs then fail with a clear error). */
+static int
+worker_load_app_key(cadre_worker *w, const char *path)
+{
+    if (path == NULL || path[0] == '\0')
+        path = getenv("CADRE_APP_KEY_FILE");
+    if (path == NULL || path[0] == '\0')
+        return CADRE_OK;
+    if (keys_load_for(path, KEYS_ROLE_APP, &w->app_key, &w->err) != CADRE_OK)
+        return cd_err_wrap(&w->err, "application key");
+    w->has_app_key = 1;
+    return CADRE_OK;
+}
+
 int
 cadre_worker_open(const cadre_worker_opts *opts, cadre_worker **out,
                   char *errbuf, size_t errbuf_len)
@@ -962,6 +1034,8 @@ cadre_worker_open(const cadre_worker_opts *opts, cadre_worker **out,
         cd_err_wrap(&w->err, "load worker key");
         goto fail;
     }
+    if ((rc = worker_load_app_key(w, opts->app_key_file)) != CADRE_OK)
+        goto fail;
     wire_sender_init(&w->sender, KEYS_ROLE_WORKER, &key, w->worker_id);
     w->ring.has[KEYS_ROLE_WORKER] = 1;
     w->ring.key[KEYS_ROLE_WORKER] = key;
@@ -1042,5 +1116,6 @@ cadre_worker_close(cadre_worker *w)
     cd_free(w->queues);
     keys_wipe(&w->sender.key);
     keys_wipe(&w->ring.key[KEYS_ROLE_WORKER]);
+    keys_wipe(&w->app_key);
     cd_free(w);
 }

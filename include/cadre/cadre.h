@@ -67,6 +67,9 @@ typedef struct cadre_client_opts {
     const char *key_file;   /* NULL: $CADRE_KEY_FILE, else <data>/cluster.key */
     const char *data_dir;   /* NULL: $CADRE_DATA, else ~/.local/share/cadre */
     uint32_t    timeout_ms; /* per request; 0: 10,000 */
+    /* Seals the payloads of encrypted jobs and opens their results. NULL:
+     * $CADRE_APP_KEY_FILE, else none (an encrypted dispatch is refused). */
+    const char *app_key_file;
 } cadre_client_opts;
 
 /* Opens a client and dials the node (the dial completes in the background).
@@ -105,6 +108,10 @@ typedef struct cadre_job_opts {
     /* NULL: a new id. Else the id of an earlier dispatch whose reply was
      * lost (CADRE_ETIMEDOUT): dispatching it again stores nothing twice. */
     const cadre_job_id *id;
+    /* Seal the payload with the application key before it leaves this
+     * process: nodes store and move ciphertext only; the result comes back
+     * sealed and cadre_wait opens it. */
+    int encrypted;
 } cadre_job_opts;
 
 /* Formats id as a 36-character uuid plus NUL into buf (>= 37 bytes). */
@@ -291,6 +298,10 @@ typedef struct cadre_worker_opts {
     uint64_t     max_time_ms;     /* exit after this long; 0: no limit */
     uint32_t     memory_mb;       /* exit once RSS is over; 0: no limit */
     int          stop_when_empty; /* exit when a fetch finds no job */
+    /* Opens encrypted jobs. NULL: $CADRE_APP_KEY_FILE, else none (encrypted
+     * jobs then fail with "cannot open encrypted payload: no application
+     * key"). */
+    const char *app_key_file;
 } cadre_worker_opts;
 
 /* A handler: returns CADRE_OK on success (after cadre_task_result, if it has
