@@ -465,7 +465,9 @@ client_copy_outcome(cadre_client *c, const struct msg_job_result *r,
         o->result_len = r->result.len;
     }
     o->error_type = cd_strdup(r->error_type);
-    o->error = cd_strdup(r->error);
+    if (!c->has_app_key ||
+        appseal_open_text(&c->app_key, r->error, &o->error, &err) != CADRE_OK)
+        o->error = cd_strdup(r->error); /* not sealed, or not ours to open */
     if ((r->result.len && !o->result) || (r->error_type && !o->error_type) ||
         (r->error && !o->error)) {
         cadre_outcome_fini(o);

@@ -93,3 +93,55 @@ appseal_open(const keys_key *k, const void *sealed, size_t len, uint8_t **out,
     *out_len = (size_t)plen;
     return CADRE_OK;
 }
+
+int
+appseal_seal_text(const keys_key *k, const char *text, char **out)
+{
+    size_t   prefix = sizeof(APPSEAL_TEXT_PREFIX) - 1;
+    uint8_t *sealed = NULL;
+    size_t   len = 0, b64;
+    char    *s;
+
+    if (appseal_seal(k, text, strlen(text), &sealed, &len) != CADRE_OK)
+        return CADRE_ENOMEM;
+    b64 = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
+    s = cd_malloc(prefix + b64);
+    if (s == NULL) {
+        cd_free(sealed);
+        return CADRE_ENOMEM;
+    }
+    memcpy(s, APPSEAL_TEXT_PREFIX, prefix);
+    sodium_bin2base64(s + prefix, b64, sealed, len,
+                      sodium_base64_VARIANT_ORIGINAL);
+    cd_free(sealed);
+    *out = s;
+    return CADRE_OK;
+}
+
+int
+appseal_open_text(const keys_key *k, const char *text, char **out, cd_err *err)
+{
+    size_t   prefix = sizeof(APPSEAL_TEXT_PREFIX) - 1;
+    size_t   len, bin_len = 0;
+    uint8_t *bin, *plain = NULL;
+    size_t   plain_len = 0;
+    int      rc;
+
+    if (text == NULL || strncmp(text, APPSEAL_TEXT_PREFIX, prefix) != 0)
+        return cd_err_set(err, CADRE_EINVAL, "not sealed text");
+    len = strlen(text + prefix);
+    bin = cd_malloc(len + 1);
+    if (bin == NULL)
+        return cd_err_set(err, CADRE_ENOMEM, "out of memory");
+    if (sodium_base642bin(bin, len + 1, text + prefix, len, NULL, &bin_len,
+                          NULL, sodium_base64_VARIANT_ORIGINAL) != 0) {
+        cd_free(bin);
+        return cd_err_set(err, CADRE_EINVAL, "not sealed text");
+    }
+    rc = appseal_open(k, bin, bin_len, &plain, &plain_len, err);
+    cd_free(bin);
+    if (rc != CADRE_OK)
+        return rc;
+    *out = (char *)plain; /* appseal_open NUL-terminates */
+    return CADRE_OK;
+}

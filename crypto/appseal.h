@@ -35,4 +35,15 @@ int appseal_seal(const keys_key *k, const void *plain, size_t len,
 int appseal_open(const keys_key *k, const void *sealed, size_t len,
                  uint8_t **out, size_t *out_len, cd_err *err);
 
+/* Text form for error messages of encrypted jobs (proto strings must stay
+ * text): "cadre-e1:" and the sealed bytes in base64. */
+#define APPSEAL_TEXT_PREFIX "cadre-e1:"
+
+/* Seals text into a new NUL-terminated string (cd_free). CADRE_ENOMEM. */
+int appseal_seal_text(const keys_key *k, const char *text, char **out);
+/* Opens what appseal_seal_text made into a new string (cd_free). Returns
+ * CADRE_EINVAL if text is not sealed text, else as appseal_open. */
+int appseal_open_text(const keys_key *k, const char *text, char **out,
+                      cd_err *err);
+
 #endif

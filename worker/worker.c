@@ -676,15 +676,35 @@ worker_open_sealed(cadre_worker *w, cadre_task *t)
     return 1;
 }
 
-/* The result of an encrypted job leaves the worker sealed too. */
+/* The error message of an encrypted job leaves the worker sealed: it may
+ * quote the payload. The type stays readable for policies and operators. */
+static void
+worker_seal_error(cadre_worker *w, cadre_task *t)
+{
+    char *sealed = NULL;
+
+    if (t->error == NULL || t->error[0] == '\0')
+        return;
+    if (appseal_seal_text(&w->app_key, t->error, &sealed) != CADRE_OK)
+        return; /* out of memory: the error below replaces it */
+    cd_free(t->error);
+    t->error = sealed;
+}
+
+/* The result (and error text) of an encrypted job leaves the worker sealed
+ * too. */
 static void
 worker_seal_result(cadre_worker *w, cadre_task *t)
 {
     uint8_t *sealed = NULL;
     size_t   len = 0;
 
-    if (!t->sealed || t->kind != MSG_OUTCOME_DONE)
+    if (!t->sealed)
         return;
+    if (t->kind != MSG_OUTCOME_DONE) {
+        worker_seal_error(w, t);
+        return;
+    }
     if (appseal_seal(&w->app_key, t->result ? t->result : (uint8_t *)"",
                      t->result_len, &sealed, &len) != CADRE_OK) {
         task_set_error(t, MSG_OUTCOME_ERROR, "EncryptionError",

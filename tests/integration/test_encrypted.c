@@ -183,10 +183,43 @@ TEST(encrypted_dispatch_without_a_key_is_refused)
     CHECK_EQ(node_stop(&node), 0);
 }
 
+/* A handler's error text about an encrypted job comes back sealed to the
+ * node and open to the client. */
+TEST(error_text_of_encrypted_jobs_is_sealed)
+{
+    const char    *dir = tap_tmpdir();
+    cadre_client  *c, *blind;
+    cadre_outcome  o;
+    cadre_job_opts opts = {.encrypted = 1};
+    cadre_job_id   id;
+
+    make_keys(dir);
+    REQUIRE_EQ(start_node(dir, app_key), CADRE_OK);
+    c = open_client(app_key);
+    blind = open_client(NULL);
+    REQUIRE(c != NULL && blind != NULL);
+    REQUIRE_EQ(cadre_dispatch(c, "fail", SECRET, strlen(SECRET), &opts, &id),
+               CADRE_OK);
+    REQUIRE_EQ(cadre_wait(c, &id, 1, 15000, &o), CADRE_OK);
+    CHECK_EQ(o.status, CADRE_FAILED);
+    CHECK_STR(o.error_type, "DemoError");
+    CHECK_STR(o.error, SECRET); /* the demo fail task's message: payload */
+    cadre_outcome_fini(&o);
+    REQUIRE_EQ(cadre_wait(blind, &id, 1, 15000, &o), CADRE_OK);
+    CHECK_CONTAINS(o.error, APPSEAL_TEXT_PREFIX);
+    CHECK(strstr(o.error, "4242") == NULL);
+    cadre_outcome_fini(&o);
+    CHECK_EQ(store_contains(node.data_dir, "4242"), 0);
+    cadre_client_close(blind);
+    cadre_client_close(c);
+    CHECK_EQ(node_stop(&node), 0);
+}
+
 int
 main(void)
 {
     TAP_RUN(T(ciphertext_on_the_node_plaintext_at_both_ends),
             T(no_key_other_key_and_tampering_fail_for_good),
-            T(encrypted_dispatch_without_a_key_is_refused));
+            T(encrypted_dispatch_without_a_key_is_refused),
+            T(error_text_of_encrypted_jobs_is_sealed));
 }
