@@ -12,6 +12,8 @@ int cli_worker(int argc, char **argv);   /* cli/worker.c */
 int cli_dispatch(int argc, char **argv); /* cli/dispatch.c */
 int cli_status(int argc, char **argv);   /* cli/status.c */
 int cli_keygen(int argc, char **argv);   /* cli/keygen.c */
+int cli_run(int argc, char **argv);      /* cli/run.c */
+int cli_defer(int argc, char **argv);    /* cli/run.c */
 int cli_failed(int argc, char **argv);   /* cli/failed.c */
 int cli_queue(int argc, char **argv);    /* cli/queue.c */
 

@@ -16,6 +16,8 @@ static const struct main_cmd main_cmds[] = {
     {"node", cli_node, "run a node (stores jobs, supervises workers)"},
     {"worker", cli_worker, "run a worker that fetches and runs jobs"},
     {"dispatch", cli_dispatch, "dispatch a job (optionally wait for it)"},
+    {"run", cli_run, "run tasks concurrently and print their outcomes"},
+    {"defer", cli_defer, "store tasks as jobs without waiting for them"},
     {"status", cli_status, "show a node's queues and workers"},
     {"failed", cli_failed, "list, show, retry, forget failed jobs"},
     {"queue", cli_queue, "clear, pause, resume, monitor queues"},

@@ -31,6 +31,8 @@ struct api {
     void            *cb_arg;
     pthread_mutex_t  mu;
     struct api_req  *head, *tail; /* inbound, under mu */
+    uint32_t        *closed;      /* pipe ids closed, under mu */
+    size_t           closed_n, closed_cap;
     struct api_req **all;
     size_t           all_n, all_cap;
     atomic_size_t    receiving;
@@ -89,6 +91,55 @@ api_aio_cb(void *arg)
     r->state = API_HELD;
     r->recv_mono_us = cd_mono_us();
     api_push(a, r);
+}
+
+/* nng thread: a connection closed. Queued for the loop (node/runs.c re-queues
+ * the run tasks of a worker that vanished). */
+static void
+api_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    struct api *a = arg;
+
+    (void)ev;
+    if (atomic_load(&a->closing))
+        return;
+    pthread_mutex_lock(&a->mu);
+    if (a->closed_n == a->closed_cap) {
+        size_t    cap = a->closed_cap ? a->closed_cap * 2 : 64;
+        uint32_t *v = cd_realloc(a->closed, cap * sizeof(*v));
+
+        if (v == NULL) { /* the tasks' leases expire instead */
+            pthread_mutex_unlock(&a->mu);
+            return;
+        }
+        a->closed = v;
+        a->closed_cap = cap;
+    }
+    a->closed[a->closed_n++] = nng_pipe_id(p);
+    pthread_mutex_unlock(&a->mu);
+    uv_async_send(&a->async);
+}
+
+size_t
+api_take_closed(struct api *a, uint32_t *out, size_t cap)
+{
+    size_t n;
+
+    pthread_mutex_lock(&a->mu);
+    n = a->closed_n < cap ? a->closed_n : cap;
+    memcpy(out, a->closed, n * sizeof(*out));
+    memmove(a->closed, a->closed + n, (a->closed_n - n) * sizeof(*out));
+    a->closed_n -= n;
+    pthread_mutex_unlock(&a->mu);
+    return n;
+}
+
+uint32_t
+api_req_pipe(const struct api_req *r)
+{
+    if (r->msg == NULL)
+        return 0;
+    return nng_pipe_id(nng_msg_get_pipe(r->msg));
 }
 
 static int
@@ -183,6 +234,7 @@ api_listen(struct api *a, const char *url, size_t max_frame, char *bound,
         return cd_err_set(err, CADRE_EIO, "nng_rep0_open: %s",
                           nng_strerror(rv));
     nng_socket_set_size(a->sock, NNG_OPT_RECVMAXSZ, max_frame);
+    nng_pipe_notify(a->sock, NNG_PIPE_EV_REM_POST, api_pipe_cb, a);
     if ((rv = nng_listener_create(&a->listener, a->sock, url)) != 0 ||
         (rv = nng_listener_set_size(a->listener, NNG_OPT_RECVMAXSZ,
                                     max_frame)) != 0 ||
@@ -233,6 +285,7 @@ api_free_cb(uv_handle_t *h)
     struct api *a = h->data;
 
     pthread_mutex_destroy(&a->mu);
+    cd_free(a->closed);
     cd_free(a);
 }
 

@@ -43,6 +43,12 @@ struct api_req *api_take(struct api *a);
 void api_reply(struct api_req *r);
 /* Answers nothing: the requester times out. Re-arms r. */
 void api_drop(struct api_req *r);
+/* The id of the connection r arrived on (0 if unknown). */
+uint32_t api_req_pipe(const struct api_req *r);
+/* Copies up to cap ids of connections closed since the last call (oldest
+ * first) into out and returns how many; the ready callback fires when one
+ * closes. nng reports closes on its threads; they are only queued there. */
+size_t api_take_closed(struct api *a, uint32_t *out, size_t cap);
 /* Stops receiving; requests still held get no reply. Frees everything;
  * close_cb runs when the uv handle is closed. */
 void api_close(struct api *a);

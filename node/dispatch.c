@@ -37,6 +37,7 @@ struct dispatch {
     struct dworker        *workers;
     size_t                 workers_n, workers_cap;
     uint64_t               stale, expired;
+    struct dispatch_source src; /* in-memory jobs first (runs); may be unset */
 };
 
 int
@@ -66,6 +67,24 @@ dispatch_free(struct dispatch *d)
     }
     cd_free(d->workers);
     cd_free(d);
+}
+
+void
+dispatch_set_source(struct dispatch *d, const struct dispatch_source *src)
+{
+    memset(&d->src, 0, sizeof(d->src));
+    if (src != NULL)
+        d->src = *src;
+}
+
+/* Jobs the source has waiting for the queues of f (0 without a source). */
+static uint64_t
+dispatch_src_pending(const struct dispatch *d, const struct msg_fetch *f)
+{
+    if (d->src.pending_cb == NULL)
+        return 0;
+    return d->src.pending_cb(d->src.arg, (const char *const *)f->queues,
+                             f->queues_n);
 }
 
 static struct dworker *
@@ -197,17 +216,21 @@ dispatch_apply(struct dispatch *d, struct turn *t, const struct msg_outcome *o,
     return rc;
 }
 
-/* Reserves up to max jobs for the fetch in p and seals the reply. Returns
- * the number handed out (0: nothing ready, nothing sealed). */
+/* Reserves up to max jobs for the fetch in p and seals the reply. Jobs of
+ * the source come first (a caller waits for them), at most a 1/peers share
+ * of those pending so that idle workers split a run; stored jobs fill the
+ * rest. Returns the number handed out (0: nothing ready, nothing sealed). */
 static size_t
 dispatch_serve(struct dispatch *d, struct turn *t, struct turn_sealer *s,
-               struct api_req *r, int role, const struct msg *m, size_t max)
+               struct api_req *r, int role, const struct msg *m, size_t max,
+               size_t peers)
 {
     const struct msg_fetch *f = &m->u.fetch;
     struct store_job       *jobs;
     struct msg_job         *mj;
     struct msg      reply = {.request_id = m->request_id, .kind = MSG_JOBS};
-    size_t          n = 0;
+    size_t          n = 0, src_n = 0;
+    uint64_t        src_pending = dispatch_src_pending(d, f);
     cd_err          err;
     struct dworker *w;
 
@@ -217,17 +240,26 @@ dispatch_serve(struct dispatch *d, struct turn *t, struct turn_sealer *s,
     mj = cd_calloc(max, sizeof(*mj));
     if (jobs == NULL || mj == NULL)
         goto out;
-    if (store_reserve(t->txn, f->queues, f->queues_n, max, t->now_ms,
+    if (src_pending > 0) {
+        uint64_t share = (src_pending + peers - 1) / (peers ? peers : 1);
+
+        /* In-memory jobs need no commit: t->dirty is left alone. */
+        src_n = d->src.take_cb(d->src.arg, (const char *const *)f->queues,
+                               f->queues_n, f->worker_id, mj,
+                               share < max ? (size_t)share : max, cd_mono_ms());
+    }
+    if (src_n < max &&
+        store_reserve(t->txn, f->queues, f->queues_n, max - src_n, t->now_ms,
                       d->cfg.retry_after_ms, jobs, &n, &err) != CADRE_OK) {
         CD_LOG_WARN("dispatch", "DISPATCH-RESERVE", "error=\"%s\"", err.msg);
         n = 0;
-        goto out;
     }
-    if (n == 0)
+    if (n + src_n == 0)
         goto out;
-    t->dirty = 1;
+    if (n > 0)
+        t->dirty = 1;
     for (size_t i = 0; i < n; i++)
-        mj[i] =
+        mj[src_n + i] =
             (struct msg_job){.id = jobs[i].id,
                              .task = jobs[i].task,
                              .payload = {jobs[i].payload, jobs[i].payload_len},
@@ -236,7 +268,7 @@ dispatch_serve(struct dispatch *d, struct turn *t, struct turn_sealer *s,
                              .timeout_ms = jobs[i].opts.timeout_ms,
                              .lease = jobs[i].lease};
     reply.u.jobs.jobs = mj;
-    reply.u.jobs.jobs_n = n;
+    reply.u.jobs.jobs_n = src_n + n;
     if (turn_seal(s, r, role, &reply) != CADRE_OK) {
         /* The reservations stay; their leases expire after retry_after. */
         CD_LOG_WARN("dispatch", "DISPATCH-SEAL", "jobs=%zu", n);
@@ -246,13 +278,13 @@ dispatch_serve(struct dispatch *d, struct turn *t, struct turn_sealer *s,
     }
     w = dispatch_worker(d, f->worker_id, cd_mono_ms());
     if (w != NULL)
-        w->held += n;
+        w->held += src_n + n;
 out:
     for (size_t i = 0; i < n; i++)
         store_job_fini(&jobs[i]);
     cd_free(jobs);
     cd_free(mj);
-    return n;
+    return src_n + n;
 }
 
 static int
@@ -300,8 +332,16 @@ dispatch_fetch(struct dispatch *d, struct turn *t, struct turn_sealer *s,
     cd_err                  err;
     int                     rc = CADRE_OK;
 
-    for (size_t i = 0; i < f->outcomes_n && rc == CADRE_OK; i++)
+    for (size_t i = 0; i < f->outcomes_n && rc == CADRE_OK; i++) {
+        /* Outcomes of the source's jobs (runs) never touch the store. */
+        if ((f->outcomes[i].lease & DISPATCH_LEASE_SOURCE) != 0) {
+            if (d->src.outcome_cb != NULL)
+                d->src.outcome_cb(d->src.arg, f->worker_id, &f->outcomes[i],
+                                  now_mono_ms);
+            continue;
+        }
         rc = dispatch_apply(d, t, &f->outcomes[i], &err);
+    }
     if (rc != CADRE_OK) {
         /* The turn's commit is still attempted for what was applied; the
          * worker resends these outcomes (they are idempotent by lease). */
@@ -312,7 +352,7 @@ dispatch_fetch(struct dispatch *d, struct turn *t, struct turn_sealer *s,
     if (f->stopping)
         dispatch_forget_worker(d, f->worker_id);
     if (f->max > 0 && !stopping && !f->stopping &&
-        dispatch_serve(d, t, s, r, role, m, f->max) > 0) {
+        dispatch_serve(d, t, s, r, role, m, f->max, d->parked_n + 1) > 0) {
         msg_free(m);
         return CADRE_OK;
     }
@@ -343,8 +383,9 @@ dispatch_pump(struct dispatch *d, struct turn *t, struct turn_sealer *s)
 
     for (; p != NULL; p = next) {
         const struct msg_fetch *f = &p->m.u.fetch;
-        uint64_t ready = store_ready_in(t->store, f->queues, f->queues_n);
-        size_t   share;
+        uint64_t ready = store_ready_in(t->store, f->queues, f->queues_n) +
+                         dispatch_src_pending(d, f);
+        size_t share;
 
         next = p->next;
         if (ready == 0) {
@@ -356,7 +397,7 @@ dispatch_pump(struct dispatch *d, struct turn *t, struct turn_sealer *s)
         share = (size_t)((ready + d->parked_n - 1) / d->parked_n);
         if (share > f->max)
             share = f->max;
-        if (dispatch_serve(d, t, s, p->req, p->role, &p->m, share) == 0) {
+        if (dispatch_serve(d, t, s, p->req, p->role, &p->m, share, 1) == 0) {
             prev = p;
             continue;
         }

@@ -32,6 +32,33 @@ struct dispatch;
 int  dispatch_new(const struct dispatch_config *cfg, struct dispatch **out);
 void dispatch_free(struct dispatch *d); /* drops parked requests */
 
+/* In-memory jobs handed out ahead of stored ones (the tasks of runs, whose
+ * callers are waiting: node/runs.c, wired in node.c). Their leases have
+ * DISPATCH_LEASE_SOURCE set, which store leases never do, so outcomes
+ * echoing such a lease go to outcome_cb instead of the store. Callbacks run
+ * on the loop thread, inside a turn, and must not call back into dispatch.
+ */
+#define DISPATCH_LEASE_SOURCE (UINT64_C(1) << 63)
+
+struct dispatch_source {
+    /* Jobs waiting for these queues. */
+    uint64_t (*pending_cb)(void *arg, const char *const *queues,
+                           size_t queues_n);
+    /* Hands up to max of them, in queue order, to worker_id: fills out[]
+     * with views valid until the next call into the source. Returns how
+     * many. */
+    size_t (*take_cb)(void *arg, const char *const *queues, size_t queues_n,
+                      uint64_t worker_id, struct msg_job *out, size_t max,
+                      uint64_t now_mono_ms);
+    /* An outcome whose lease has DISPATCH_LEASE_SOURCE (o is borrowed). */
+    void (*outcome_cb)(void *arg, uint64_t worker_id,
+                       const struct msg_outcome *o, uint64_t now_mono_ms);
+    void *arg;
+};
+
+/* Sets (copies) the source; NULL removes it. */
+void dispatch_set_source(struct dispatch *d, const struct dispatch_source *src);
+
 /* Handles a Fetch inside t. m is owned by dispatch from here on (freed when
  * answered). stopping: apply outcomes, hand out nothing. */
 int dispatch_fetch(struct dispatch *d, struct turn *t, struct turn_sealer *s,

@@ -21,6 +21,7 @@
 #include "node/api.h"
 #include "node/dispatch.h"
 #include "node/pool.h"
+#include "node/runs.h"
 #include "node/turn.h"
 #include "node/waits.h"
 #include "proto/wire.h"
@@ -49,6 +50,7 @@ struct node {
     struct api               *api;
     struct dispatch          *dispatch;
     struct waits             *waits;
+    struct runs              *runs; /* run(): in memory (node/runs.h) */
     struct admin             *admin;
     struct pool              *pool;
     uint64_t                  started_mono_ms;
@@ -296,6 +298,57 @@ node_status(struct node *n, struct turn *t, struct api_req *r, int role,
     turn_defer(t, r, role, m->request_id);
 }
 
+/* A Run: validated here (the node's limits), then runs.c owns m. */
+static void
+node_run_request(struct node *n, struct api_req *r, int role, struct msg *m)
+{
+    const struct msg_run *run = &m->u.run;
+    char                  why[CD_ERR_MSG_MAX] = "";
+    int                   rc = CADRE_OK;
+
+    if (n->stopping) {
+        rc = CADRE_ESTOPPING;
+        snprintf(why, sizeof(why), "node is stopping; run elsewhere");
+    } else if (run->tasks_n == 0 || run->tasks_n > RUNS_TASKS_MAX) {
+        rc = CADRE_EINVAL;
+        snprintf(why, sizeof(why), "a run has 1 to %d tasks, not %zu",
+                 RUNS_TASKS_MAX, run->tasks_n);
+    }
+    for (size_t i = 0; rc == CADRE_OK && i < run->tasks_n; i++) {
+        const struct msg_run_task *t = &run->tasks[i];
+
+        if (t->task == NULL || t->task[0] == '\0' ||
+            strlen(t->task) > NODE_TASK_MAX) {
+            rc = CADRE_EINVAL;
+            snprintf(why, sizeof(why),
+                     "task %zu: task name is empty or longer than %d bytes", i,
+                     NODE_TASK_MAX);
+        } else if (t->queue != NULL && strlen(t->queue) > STORE_QUEUE_MAX) {
+            rc = CADRE_EINVAL;
+            snprintf(why, sizeof(why),
+                     "task %zu: queue name longer than %d bytes", i,
+                     STORE_QUEUE_MAX);
+        } else if (t->payload.len > n->cfg->max_payload) {
+            rc = CADRE_ETOOBIG;
+            snprintf(why, sizeof(why),
+                     "task %zu: payload is %zu bytes; the limit is %llu "
+                     "(max-payload)",
+                     i, t->payload.len,
+                     (unsigned long long)n->cfg->max_payload);
+        }
+    }
+    if (rc != CADRE_OK) {
+        if (turn_seal_error(&n->sealer, r, role, m->request_id, rc, why) ==
+            CADRE_OK)
+            api_reply(r);
+        else
+            api_drop(r);
+        msg_free(m);
+        return;
+    }
+    runs_submit(n->runs, r, role, m, cd_mono_ms());
+}
+
 static void
 node_bad_frame(struct node *n, struct api_req *r, const cd_err *err)
 {
@@ -333,6 +386,9 @@ node_handle(struct node *n, struct turn *t, struct api_req *r)
             turn_defer(t, r, hdr.role, m.request_id);
             break;
         }
+        /* Which connection is this worker's: its run tasks go back to
+         * their queues when it closes. */
+        runs_worker_seen(n->runs, api_req_pipe(r), m.u.fetch.worker_id);
         /* dispatch owns m from here. */
         dispatch_fetch(n->dispatch, t, &n->sealer, r, hdr.role, &m,
                        cd_mono_ms(), n->stopping);
@@ -352,6 +408,9 @@ node_handle(struct node *n, struct turn *t, struct api_req *r)
     case MSG_STATUS_REQUEST:
         node_status(n, t, r, hdr.role, &m);
         break;
+    case MSG_RUN:
+        node_run_request(n, r, hdr.role, &m); /* runs owns m from here */
+        return;
     default:
         if (admin_handle(n->admin, t, &n->sealer, r, hdr.role, &m))
             break;
@@ -392,6 +451,18 @@ node_timed_work(struct node *n, struct turn *t)
     }
 }
 
+/* Connections closed since the last turn: a worker's run tasks go back. */
+static void
+node_closed_pipes(struct node *n)
+{
+    uint32_t ids[64];
+    size_t   k;
+
+    while ((k = api_take_closed(n->api, ids, 64)) > 0)
+        for (size_t i = 0; i < k; i++)
+            runs_pipe_closed(n->runs, ids[i]);
+}
+
 static void
 node_turn(struct node *n, struct api_req *list)
 {
@@ -410,11 +481,14 @@ node_turn(struct node *n, struct api_req *list)
     }
     turn_init(&t, n->store, txn, cd_now_ms());
     t.keep_finished = !waits_empty(n->waits);
+    node_closed_pipes(n);
     for (struct api_req *r = list, *next; r != NULL; r = next) {
         next = r->next;
         node_handle(n, &t, r);
     }
     node_timed_work(n, &t);
+    if (cd_mono_ms() >= runs_next_mono_ms(n->runs))
+        runs_tick(n->runs, cd_mono_ms()); /* re-queued tasks: pumped below */
     if (!n->stopping)
         dispatch_pump(n->dispatch, &t, &n->sealer);
     n->next_fetch_mono_ms = dispatch_expire_fetches(n->dispatch, &t, &n->sealer,
@@ -455,10 +529,13 @@ node_finish(struct node *n)
     CD_LOG_NOTICE("node", "NODE-STOPPED", "commits=%llu",
                   (unsigned long long)n->commits);
     waits_expire(n->waits, &n->sealer, cd_mono_ms(), 1);
+    runs_answer_all(n->runs, cd_mono_ms());
     dispatch_free(n->dispatch); /* parked fetches were answered at SIGTERM */
     n->dispatch = NULL;
     waits_free(n->waits);
     n->waits = NULL;
+    runs_free(n->runs);
+    n->runs = NULL;
     cd_sleep_ms(50); /* let nng flush the last replies before closing */
     uv_timer_stop(&n->tick);
     uv_close((uv_handle_t *)&n->tick, NULL);
@@ -503,7 +580,8 @@ node_tick_cb(uv_timer_t *h)
 
     if (now >= n->next_due_ms || now >= n->next_deadline_ms ||
         mono >= n->next_fetch_mono_ms ||
-        mono >= n->last_prune_mono_ms + NODE_PRUNE_EVERY_MS)
+        mono >= n->last_prune_mono_ms + NODE_PRUNE_EVERY_MS ||
+        (n->runs != NULL && mono >= runs_next_mono_ms(n->runs)))
         node_turn(n, NULL);
     waits_expire(n->waits, &n->sealer, mono, 0);
     if (n->cfg->sync == STORE_SYNC_OFF &&
@@ -580,6 +658,9 @@ node_open(struct node *n, cd_err *err)
 {
     struct store_config    sc = {0};
     struct dispatch_config dc = {.retry_after_ms = n->cfg->retry_after_ms};
+    struct dispatch_source src = {.pending_cb = runs_pending,
+                                  .take_cb = runs_take,
+                                  .outcome_cb = runs_outcome};
     char                   dir[CONFIG_STR_MAX + 16];
     int                    rc;
 
@@ -605,8 +686,11 @@ node_open(struct node *n, cd_err *err)
         return rc;
     n->sealer.max_frame = n->cfg->max_frame;
     if (dispatch_new(&dc, &n->dispatch) != CADRE_OK ||
-        waits_new(&n->waits) != CADRE_OK || admin_new(&n->admin) != CADRE_OK)
+        waits_new(&n->waits) != CADRE_OK || admin_new(&n->admin) != CADRE_OK ||
+        runs_new(&n->sealer, &n->runs) != CADRE_OK)
         return cd_err_set(err, CADRE_ENOMEM, "out of memory");
+    src.arg = n->runs;
+    dispatch_set_source(n->dispatch, &src);
     rc = api_open(&n->api, &n->loop, n->cfg->listen, n->cfg->max_frame,
                   node_api_cb, n, n->url, sizeof(n->url), err);
     if (rc != CADRE_OK)
@@ -644,6 +728,7 @@ node_close(struct node *n)
     uv_run(&n->loop, UV_RUN_DEFAULT); /* close callbacks */
     dispatch_free(n->dispatch);
     waits_free(n->waits);
+    runs_free(n->runs);
     admin_free(n->admin);
     store_close(n->store);
     uv_loop_close(&n->loop);

@@ -164,6 +164,16 @@ union msg_chunk {
         Cadre__AdminReply   r;
         ProtobufCBinaryData missing[MSG_CHUNK];
     } admin_reply;
+    struct {
+        Cadre__Run      r;
+        Cadre__RunTask *p[MSG_CHUNK];
+        Cadre__RunTask  t[MSG_CHUNK];
+    } run;
+    struct {
+        Cadre__RunReply   r;
+        Cadre__RunResult *p[MSG_CHUNK];
+        Cadre__RunResult  res[MSG_CHUNK];
+    } run_reply;
 };
 
 /* protobuf-c takes non-const pointers but only reads them when packing. */
@@ -229,6 +239,10 @@ msg_body_count(const struct msg *m)
         return m->u.admin.ids_n;
     case MSG_ADMIN_REPLY:
         return m->u.admin_reply.missing_n;
+    case MSG_RUN:
+        return m->u.run.tasks_n;
+    case MSG_RUN_REPLY:
+        return m->u.run_reply.results_n;
     default:
         return 0;
     }
@@ -266,6 +280,10 @@ msg_body_field(enum msg_kind kind)
         return CADRE__ENVELOPE__BODY_ADMIN;
     case MSG_ADMIN_REPLY:
         return CADRE__ENVELOPE__BODY_ADMIN_REPLY;
+    case MSG_RUN:
+        return CADRE__ENVELOPE__BODY_RUN;
+    case MSG_RUN_REPLY:
+        return CADRE__ENVELOPE__BODY_RUN_REPLY;
     default:
         return 0;
     }
@@ -484,6 +502,69 @@ msg_admin_chunk_build(const struct msg *m, size_t start, size_t k, int first,
     }
 }
 
+/* The run messages' chunks (see msg_chunk_build). */
+static const ProtobufCMessage *
+msg_run_chunk_build(const struct msg *m, size_t start, size_t k, int first,
+                    union msg_chunk *c)
+{
+    size_t n = msg_body_count(m);
+
+    if (m->kind == MSG_RUN) {
+        const struct msg_run *r = &m->u.run;
+
+        if (n > 0 && r->tasks == NULL)
+            return NULL;
+        cadre__run__init(&c->run.r);
+        if (first) {
+            c->run.r.run_id = msg_pb_id(&r->run_id);
+            c->run.r.deadline_ms = r->deadline_ms;
+            c->run.r.fail_fast = r->fail_fast != 0;
+        }
+        for (size_t i = 0; i < k; i++) {
+            const struct msg_run_task *in = &r->tasks[start + i];
+            Cadre__RunTask            *t = &c->run.t[i];
+
+            if (!msg_bytes_ok(&in->payload))
+                return NULL;
+            cadre__run_task__init(t);
+            t->task = msg_str(in->task);
+            t->payload = msg_pb_bytes(&in->payload);
+            t->queue = msg_str(in->queue);
+            t->timeout_ms = in->timeout_ms;
+            c->run.p[i] = t;
+        }
+        c->run.r.n_tasks = k;
+        c->run.r.tasks = c->run.p;
+        return &c->run.r.base;
+    }
+    if (m->kind == MSG_RUN_REPLY) {
+        const struct msg_run_reply *r = &m->u.run_reply;
+
+        if (n > 0 && r->results == NULL)
+            return NULL;
+        cadre__run_reply__init(&c->run_reply.r);
+        for (size_t i = 0; i < k; i++) {
+            const struct msg_run_result *in = &r->results[start + i];
+            Cadre__RunResult            *o = &c->run_reply.res[i];
+
+            if (in->status < CADRE_RUN_OK || in->status > CADRE_RUN_CANCELLED ||
+                !msg_bytes_ok(&in->result))
+                return NULL;
+            cadre__run_result__init(o);
+            o->status = (uint32_t)in->status;
+            o->result = msg_pb_bytes(&in->result);
+            o->error_type = msg_str(in->error_type);
+            o->error = msg_str(in->error);
+            o->attempts = in->attempts;
+            c->run_reply.p[i] = o;
+        }
+        c->run_reply.r.n_results = k;
+        c->run_reply.r.results = c->run_reply.p;
+        return &c->run_reply.r.base;
+    }
+    return NULL;
+}
+
 /* Builds into c the chunk of m's body that starts at element *pos and moves
  * *pos past it. Scalars and borrowed arrays go into the first chunk only.
  * Returns the message to pack, or NULL if m is invalid. */
@@ -648,6 +729,9 @@ msg_chunk_build(const struct msg *m, size_t *pos, union msg_chunk *c)
     case MSG_ADMIN:
     case MSG_ADMIN_REPLY:
         return msg_admin_chunk_build(m, start, k, first, c);
+    case MSG_RUN:
+    case MSG_RUN_REPLY:
+        return msg_run_chunk_build(m, start, k, first, c);
     default:
         return NULL;
     }
@@ -1123,6 +1207,59 @@ msg_admin_reply_get(const Cadre__AdminReply *in, struct msg_admin_reply *out)
     return msg_ids_get(in->missing, in->n_missing, &out->missing);
 }
 
+static int
+msg_run_get(const Cadre__Run *in, struct msg_run *out)
+{
+    struct msg_run_task *ts;
+    int                  rc;
+
+    if (in->run_id.len != MSG_ID_LEN)
+        return CADRE_EPROTO;
+    rc = msg_array_new(in->n_tasks, sizeof(*ts), (void **)&ts);
+    if (rc != CADRE_OK)
+        return rc;
+    for (size_t i = 0; i < in->n_tasks; i++) {
+        const Cadre__RunTask *t = in->tasks[i];
+
+        ts[i].task = t->task;
+        ts[i].payload = msg_bytes_get(&t->payload);
+        ts[i].queue = t->queue;
+        ts[i].timeout_ms = t->timeout_ms;
+    }
+    msg_id_get(&in->run_id, &out->run_id);
+    out->tasks = ts;
+    out->tasks_n = in->n_tasks;
+    out->deadline_ms = in->deadline_ms;
+    out->fail_fast = in->fail_fast != 0;
+    return CADRE_OK;
+}
+
+static int
+msg_run_reply_get(const Cadre__RunReply *in, struct msg_run_reply *out)
+{
+    struct msg_run_result *rs;
+    int                    rc;
+
+    for (size_t i = 0; i < in->n_results; i++)
+        if (in->results[i]->status > CADRE_RUN_CANCELLED)
+            return CADRE_EPROTO;
+    rc = msg_array_new(in->n_results, sizeof(*rs), (void **)&rs);
+    if (rc != CADRE_OK)
+        return rc;
+    for (size_t i = 0; i < in->n_results; i++) {
+        const Cadre__RunResult *r = in->results[i];
+
+        rs[i].status = (int)r->status;
+        rs[i].result = msg_bytes_get(&r->result);
+        rs[i].error_type = r->error_type;
+        rs[i].error = r->error;
+        rs[i].attempts = r->attempts;
+    }
+    out->results = rs;
+    out->results_n = in->n_results;
+    return CADRE_OK;
+}
+
 /* Fills out's body from e. Returns CADRE_EPROTO or CADRE_ENOMEM; nothing is
  * left allocated on failure. */
 static int
@@ -1188,6 +1325,14 @@ msg_body_get(const Cadre__Envelope *e, struct msg *out)
         return e->admin_reply == NULL
                    ? CADRE_EPROTO
                    : msg_admin_reply_get(e->admin_reply, &out->u.admin_reply);
+    case CADRE__ENVELOPE__BODY_RUN:
+        out->kind = MSG_RUN;
+        return e->run == NULL ? CADRE_EPROTO : msg_run_get(e->run, &out->u.run);
+    case CADRE__ENVELOPE__BODY_RUN_REPLY:
+        out->kind = MSG_RUN_REPLY;
+        return e->run_reply == NULL
+                   ? CADRE_EPROTO
+                   : msg_run_reply_get(e->run_reply, &out->u.run_reply);
     default:
         return CADRE_EPROTO; /* no body, or one this build does not know */
     }
@@ -1262,6 +1407,12 @@ msg_free(struct msg *m)
         case MSG_ADMIN_REPLY:
             cd_free(m->u.admin_reply.missing);
             break;
+        case MSG_RUN:
+            cd_free(m->u.run.tasks);
+            break;
+        case MSG_RUN_REPLY:
+            cd_free(m->u.run_reply.results);
+            break;
         default:
             break;
         }
@@ -1302,6 +1453,10 @@ msg_kind_name(enum msg_kind kind)
         return "admin";
     case MSG_ADMIN_REPLY:
         return "admin_reply";
+    case MSG_RUN:
+        return "run";
+    case MSG_RUN_REPLY:
+        return "run_reply";
     }
     return "unknown";
 }

@@ -181,6 +181,36 @@ struct msg_admin_reply {
     size_t        queues_n;
 };
 
+/* ---- run (cadre.proto: Run, RunReply; node/runs.c) ---- */
+
+struct msg_run_task {
+    const char *task;
+    msg_bytes   payload;
+    const char *queue; /* NULL or "" means "default" */
+    uint64_t    timeout_ms;
+};
+
+struct msg_run {
+    cadre_job_id         run_id;
+    struct msg_run_task *tasks;
+    size_t               tasks_n;
+    uint64_t             deadline_ms; /* relative */
+    int                  fail_fast;
+};
+
+struct msg_run_result {
+    int         status; /* enum cadre_run_status */
+    msg_bytes   result;
+    const char *error_type;
+    const char *error;
+    uint32_t    attempts;
+};
+
+struct msg_run_reply {
+    struct msg_run_result *results;
+    size_t                 results_n;
+};
+
 enum msg_kind {
     MSG_NONE = 0,
     MSG_DISPATCH,
@@ -196,6 +226,8 @@ enum msg_kind {
     MSG_FAILED_JOBS,
     MSG_ADMIN,
     MSG_ADMIN_REPLY,
+    MSG_RUN,
+    MSG_RUN_REPLY,
 };
 
 /* One Envelope. For MSG_STATUS, status.queues (and status itself) follow the
@@ -216,6 +248,8 @@ struct msg {
         struct msg_failed_jobs    failed_jobs;
         struct msg_admin          admin;
         struct msg_admin_reply    admin_reply;
+        struct msg_run            run;
+        struct msg_run_reply      run_reply;
     } u;
     void *owner_; /* decoder's allocation; private */
 };
