@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/wait.h>
@@ -499,6 +500,24 @@ struct exec_cmd {
     char *cmd;
 };
 
+/* Exit status EXEC_EXIT_RELEASE: back to the queue after the delay the
+ * command printed on stdout (decimal ms; none or garbage: 0). */
+static void
+exec_release(cadre_task *t, const struct exec_result *res)
+{
+    char   num[24];
+    size_t n = res->out_len < sizeof(num) - 1 ? res->out_len : sizeof(num) - 1;
+    char  *end;
+    unsigned long long ms;
+
+    memcpy(num, res->out ? (const char *)res->out : "", n);
+    num[n] = '\0';
+    ms = strtoull(num, &end, 10);
+    if (end == num)
+        ms = 0;
+    cadre_task_release(t, (uint64_t)ms);
+}
+
 static int
 exec_handler_run(void *impl, cadre_task *t)
 {
@@ -526,6 +545,11 @@ exec_handler_run(void *impl, cadre_task *t)
     } else if (res.exited && res.exit_code == 0 && res.out_too_big) {
         cadre_task_error(t, "ResultTooBig", "stdout exceeds %zu bytes",
                          job.out_max);
+    } else if (res.exited && res.exit_code == EXEC_EXIT_RELEASE) {
+        exec_release(t, &res);
+    } else if (res.exited && res.exit_code == EXEC_EXIT_FAIL) {
+        cadre_task_fail(t, "%s",
+                        res.err_tail[0] != '\0' ? res.err_tail : "failed");
     } else if (res.exited && res.exit_code == 0) {
         /* Hand the bytes over instead of copying them. */
         cd_free(t->result);

@@ -14,6 +14,12 @@
 
 /* Bytes of stderr kept for the error message. */
 #define EXEC_TAIL_MAX 2048
+/* The exec convention beyond exit 0 (done) and other codes (an error whose
+ * message is the stderr tail): 75 (EX_TEMPFAIL) releases the job back to
+ * its queue after the ms printed on stdout; 76 fails it now, no more tries,
+ * with the stderr tail as the message. */
+#define EXEC_EXIT_RELEASE 75
+#define EXEC_EXIT_FAIL 76
 /* After the command exits, how long descendants that keep its pipes open may
  * linger before the process group is killed. */
 #define EXEC_LINGER_MS 100
