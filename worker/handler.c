@@ -133,10 +133,36 @@ cadre_registry_add(cadre_registry *reg, const char *name, cadre_handler_fn fn,
     return handler_add(reg, name, &handler_fn_ops, f, &reg->err);
 }
 
-void
-handler_run(const struct handler *h, cadre_task *t)
+int
+cadre_registry_hook(cadre_registry *reg, int point, cadre_hook_fn fn, void *arg)
 {
+    if (point < CADRE_HOOK_BEFORE || point > CADRE_HOOK_FAILING || fn == NULL)
+        return cd_err_set(&reg->err, CADRE_EINVAL, "register hook: bad %s",
+                          fn == NULL ? "function" : "point");
+    if (reg->hooks_n[point] == HANDLER_HOOKS_MAX)
+        return cd_err_set(&reg->err, CADRE_ENOMEM,
+                          "register hook: at most %d per point",
+                          HANDLER_HOOKS_MAX);
+    reg->hooks[point][reg->hooks_n[point]++] = (struct handler_hook){fn, arg};
+    return CADRE_OK;
+}
+
+static void
+handler_hooks(const cadre_registry *reg, int point, const cadre_task *t)
+{
+    for (size_t i = 0; i < reg->hooks_n[point]; i++)
+        reg->hooks[point][i].fn(t, reg->hooks[point][i].arg);
+}
+
+void
+handler_run(const cadre_registry *reg, const struct handler *h, cadre_task *t)
+{
+    handler_hooks(reg, CADRE_HOOK_BEFORE, t);
     task_finish(t, h->ops->run(h->impl, t));
+    if (t->kind == MSG_OUTCOME_DONE)
+        handler_hooks(reg, CADRE_HOOK_AFTER, t);
+    else if (t->kind == MSG_OUTCOME_ERROR || t->kind == MSG_OUTCOME_FAIL)
+        handler_hooks(reg, CADRE_HOOK_FAILING, t);
 }
 
 int

@@ -29,12 +29,21 @@ struct handler {
     void                     *impl;
 };
 
+#define HANDLER_HOOKS_MAX 16
+
+struct handler_hook {
+    cadre_hook_fn fn;
+    void         *arg;
+};
+
 struct cadre_registry {
-    struct handler *v;
-    size_t          n, cap;
-    void          **dl; /* dlopen handles, closed after every handler's fini */
-    size_t          dl_n, dl_cap;
-    cd_err          err; /* why the last add failed, for the plugin loader */
+    struct handler     *v;
+    struct handler_hook hooks[3][HANDLER_HOOKS_MAX]; /* by cadre_hook_point */
+    size_t              hooks_n[3];
+    size_t              n, cap;
+    void **dl; /* dlopen handles, closed after every handler's fini */
+    size_t dl_n, dl_cap;
+    cd_err err; /* why the last add failed, for the plugin loader */
 };
 
 void handler_registry_init(cadre_registry *reg);
@@ -63,7 +72,9 @@ extern const struct handler_ops handler_fn_ops;
  * message starts with "load plugin PATH". */
 int handler_load_plugin(cadre_registry *reg, const char *path, cd_err *err);
 
-/* Runs h for t and decides t's outcome (task_finish). */
-void handler_run(const struct handler *h, cadre_task *t);
+/* Runs reg's BEFORE hooks, h for t, decides t's outcome (task_finish), then
+ * the AFTER or FAILING hooks. */
+void handler_run(const cadre_registry *reg, const struct handler *h,
+                 cadre_task *t);
 
 #endif

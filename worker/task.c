@@ -268,3 +268,15 @@ cadre_task_release(cadre_task *t, uint64_t delay_ms)
     t->release_delay_ms = delay_ms;
     return CADRE_EHANDLER;
 }
+
+const char *
+cadre_task_error_type(const cadre_task *t)
+{
+    return t->error_type;
+}
+
+const char *
+cadre_task_error_message(const cadre_task *t)
+{
+    return t->error;
+}

@@ -741,10 +741,10 @@ worker_run_next(cadre_worker *w)
         task_set_error(&t, MSG_OUTCOME_FAIL, "NoHandler", msg);
     } else if (t.timeout_ms != 0 && !hd->ops->own_timeout) {
         worker_watch_arm(w, job, t.timeout_ms);
-        handler_run(hd, &t);
+        handler_run(&w->reg, hd, &t);
         worker_watch_disarm(w);
     } else {
-        handler_run(hd, &t);
+        handler_run(&w->reg, hd, &t);
     }
     w->avg_job_us =
         worker_avg_next(w->avg_job_us, cd_mono_us() - start_us, w->jobs_run);

@@ -35,6 +35,24 @@ CADRE_API int                   cadre_plugin_init(cadre_registry *reg);
 CADRE_API int cadre_registry_add(cadre_registry *reg, const char *name,
                                  cadre_handler_fn fn, void *arg);
 
+/* Hooks: code a plugin runs around every job it handles (Laravel's
+ * Queue::before / after / failing). BEFORE runs before the handler, AFTER
+ * after a handler that succeeded, FAILING after an attempt that ended in an
+ * error or a fail (not a release; whether the job is then retried is the
+ * node's decision). Hooks run in registration order on the worker thread and
+ * cannot change the outcome. */
+enum cadre_hook_point {
+    CADRE_HOOK_BEFORE = 0,
+    CADRE_HOOK_AFTER = 1,
+    CADRE_HOOK_FAILING = 2,
+};
+typedef void (*cadre_hook_fn)(const cadre_task *t, void *arg);
+
+/* Registers fn at point. Returns CADRE_EINVAL (bad point, NULL fn),
+ * CADRE_ENOMEM (at most 16 hooks per point). */
+CADRE_API int cadre_registry_hook(cadre_registry *reg, int point,
+                                  cadre_hook_fn fn, void *arg);
+
 /* The job being run. Pointers are valid until the handler returns. */
 CADRE_API const void *cadre_task_payload(const cadre_task *t, size_t *len);
 CADRE_API const char *cadre_task_name(const cadre_task *t);
@@ -66,6 +84,11 @@ CADRE_API int cadre_task_release(cadre_task *t, uint64_t delay_ms);
  * called none of them, CADRE_OK means success (with the result set by
  * cadre_task_result, if any) and any other value an error of type
  * "HandlerError" whose message is cadre_strerror() of the value. */
+
+/* In an AFTER or FAILING hook: the attempt's error type and message (NULL
+ * when it has none). */
+CADRE_API const char *cadre_task_error_type(const cadre_task *t);
+CADRE_API const char *cadre_task_error_message(const cadre_task *t);
 
 #ifdef __cplusplus
 }

@@ -55,7 +55,7 @@ run_cmd(struct run *r, const char *cmd, const void *payload, size_t len,
     h = handler_find(&reg, "t");
     task_init(&r->t, &r->job, 0);
     start = cd_mono_ms();
-    handler_run(h, &r->t);
+    handler_run(&reg, h, &r->t);
     r->ms = cd_mono_ms() - start;
     if (r->t.result != NULL) {
         size_t n = r->t.result_len < sizeof(r->result) - 1
@@ -324,7 +324,7 @@ TEST(exec_stdout_over_the_limit_is_an_error)
         h = handler_find(&reg, "t");
         task_init(&r.t, &r.job, 0);
         r.t.result_max = 1000;
-        handler_run(h, &r.t);
+        handler_run(&reg, h, &r.t);
         handler_registry_fini(&reg);
     }
     CHECK_EQ(r.t.kind, MSG_OUTCOME_ERROR);

@@ -67,7 +67,7 @@ one_run(const cadre_registry *reg, struct one *o, const char *task,
         tap_fail(__FILE__, __LINE__, "no handler %s", task);
         return;
     }
-    handler_run(h, &o->t);
+    handler_run(reg, h, &o->t);
     if (o->t.result != NULL && o->t.result_len < sizeof(o->result))
         memcpy(o->result, o->t.result, o->t.result_len);
 }
