@@ -36,7 +36,7 @@ struct dispatch {
     size_t                 parked_n;
     struct dworker        *workers;
     size_t                 workers_n, workers_cap;
-    uint64_t               stale, expired;
+    uint64_t               stale, expired, touched;
     struct dispatch_source src; /* in-memory jobs first (runs); may be unset */
 };
 
@@ -216,6 +216,42 @@ dispatch_apply(struct dispatch *d, struct turn *t, const struct msg_outcome *o,
     return rc;
 }
 
+/* How long a reservation of job lasts without a heartbeat. */
+static uint64_t
+dispatch_lease_ms(const struct dispatch *d, const struct store_job *job)
+{
+    return job->opts.retry_after_ms ? job->opts.retry_after_ms
+                                    : d->cfg.retry_after_ms;
+}
+
+/* A worker's heartbeat for a job it is still running: the lease runs for
+ * another lease time from now, so a long job is never handed to a second
+ * worker while the first is alive. A touch under a superseded lease is stale
+ * (counted, ignored). */
+static int
+dispatch_touch(struct dispatch *d, struct turn *t, const struct msg_touch *tc,
+               cd_err *err)
+{
+    struct store_job job = {0};
+    int              rc = store_job_get(t->txn, &tc->id, &job, err);
+
+    if (rc == CADRE_ENOTFOUND ||
+        (rc == CADRE_OK &&
+         (job.state != STORE_RESERVED || job.lease != tc->lease))) {
+        d->stale++;
+        store_job_fini(&job);
+        return CADRE_OK;
+    }
+    if (rc == CADRE_OK) {
+        job.reserved_until_ms = t->now_ms + dispatch_lease_ms(d, &job);
+        rc = store_job_save(t->txn, &job, err);
+        t->dirty = 1;
+        d->touched++;
+    }
+    store_job_fini(&job);
+    return rc;
+}
+
 /* Reserves up to max jobs for the fetch in p and seals the reply. Jobs of
  * the source come first (a caller waits for them), at most a 1/peers share
  * of those pending so that idle workers split a run; stored jobs fill the
@@ -266,7 +302,8 @@ dispatch_serve(struct dispatch *d, struct turn *t, struct turn_sealer *s,
                              .queue = jobs[i].queue,
                              .attempt = jobs[i].attempts,
                              .timeout_ms = jobs[i].opts.timeout_ms,
-                             .lease = jobs[i].lease};
+                             .lease = jobs[i].lease,
+                             .lease_ms = dispatch_lease_ms(d, &jobs[i])};
     reply.u.jobs.jobs = mj;
     reply.u.jobs.jobs_n = src_n + n;
     if (turn_seal(s, r, role, &reply) != CADRE_OK) {
@@ -332,6 +369,9 @@ dispatch_fetch(struct dispatch *d, struct turn *t, struct turn_sealer *s,
     cd_err                  err;
     int                     rc = CADRE_OK;
 
+    for (size_t i = 0; i < f->touch_n && rc == CADRE_OK; i++)
+        if ((f->touch[i].lease & DISPATCH_LEASE_SOURCE) == 0)
+            rc = dispatch_touch(d, t, &f->touch[i], &err);
     for (size_t i = 0; i < f->outcomes_n && rc == CADRE_OK; i++) {
         /* Outcomes of the source's jobs (runs) never touch the store. */
         if ((f->outcomes[i].lease & DISPATCH_LEASE_SOURCE) != 0) {

@@ -125,6 +125,8 @@ union msg_chunk {
         Cadre__Fetch    f;
         Cadre__Outcome *p[MSG_CHUNK];
         Cadre__Outcome  o[MSG_CHUNK];
+        Cadre__Touch   *tp[MSG_TOUCH_MAX];
+        Cadre__Touch    t[MSG_TOUCH_MAX];
     } fetch;
     struct {
         Cadre__Jobs js;
@@ -347,6 +349,7 @@ msg_job_build(Cadre__Job *j, const struct msg_job *in)
     j->attempt = in->attempt;
     j->timeout_ms = in->timeout_ms;
     j->lease = in->lease;
+    j->lease_ms = in->lease_ms;
     return 0;
 }
 
@@ -630,6 +633,17 @@ msg_chunk_build(const struct msg *m, size_t *pos, union msg_chunk *c)
             c->fetch.f.wait_ms = f->wait_ms;
             c->fetch.f.worker_id = f->worker_id;
             c->fetch.f.stopping = f->stopping != 0;
+            if (f->touch_n > MSG_TOUCH_MAX ||
+                (f->touch_n > 0 && f->touch == NULL))
+                return NULL;
+            for (size_t i = 0; i < f->touch_n; i++) {
+                cadre__touch__init(&c->fetch.t[i]);
+                c->fetch.t[i].id = msg_pb_id(&f->touch[i].id);
+                c->fetch.t[i].lease = f->touch[i].lease;
+                c->fetch.tp[i] = &c->fetch.t[i];
+            }
+            c->fetch.f.n_touch = f->touch_n;
+            c->fetch.f.touch = c->fetch.tp;
         }
         for (size_t i = 0; i < k; i++) {
             if (msg_outcome_build(&c->fetch.o[i], &f->outcomes[start + i]) != 0)
@@ -965,9 +979,24 @@ msg_fetch_get(const Cadre__Fetch *in, struct msg_fetch *out)
             (int)o->kind > MSG_OUTCOME_RETURN)
             return CADRE_EPROTO;
     }
+    if (in->n_touch > MSG_TOUCH_MAX)
+        return CADRE_EPROTO;
+    for (size_t i = 0; i < in->n_touch; i++)
+        if (in->touch[i]->id.len != MSG_ID_LEN)
+            return CADRE_EPROTO;
     rc = msg_array_new(in->n_outcomes, sizeof(*os), (void **)&os);
     if (rc != CADRE_OK)
         return rc;
+    rc = msg_array_new(in->n_touch, sizeof(*out->touch), (void **)&out->touch);
+    if (rc != CADRE_OK) {
+        cd_free(os);
+        return rc;
+    }
+    for (size_t i = 0; i < in->n_touch; i++) {
+        msg_id_get(&in->touch[i]->id, &out->touch[i].id);
+        out->touch[i].lease = in->touch[i]->lease;
+    }
+    out->touch_n = in->n_touch;
     for (size_t i = 0; i < in->n_outcomes; i++) {
         const Cadre__Outcome *o = in->outcomes[i];
 
@@ -1012,6 +1041,7 @@ msg_jobs_get(const Cadre__Jobs *in, struct msg_jobs *out)
         jobs[i].attempt = j->attempt;
         jobs[i].timeout_ms = j->timeout_ms;
         jobs[i].lease = j->lease;
+        jobs[i].lease_ms = j->lease_ms;
     }
     out->jobs = jobs;
     out->jobs_n = in->n_jobs;
@@ -1382,6 +1412,7 @@ msg_free(struct msg *m)
             break;
         case MSG_FETCH:
             cd_free(m->u.fetch.outcomes);
+            cd_free(m->u.fetch.touch);
             break;
         case MSG_JOBS:
             cd_free(m->u.jobs.jobs);

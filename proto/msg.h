@@ -54,6 +54,15 @@ struct msg_job {
     uint32_t     attempt;
     uint64_t     timeout_ms;
     uint64_t     lease;
+    uint64_t     lease_ms; /* the lease lasts this long unless touched */
+};
+
+/* A heartbeat for a running job: extend its lease (at most
+ * MSG_TOUCH_MAX per Fetch). */
+#define MSG_TOUCH_MAX 16
+struct msg_touch {
+    cadre_job_id id;
+    uint64_t     lease;
 };
 
 enum msg_outcome_kind {
@@ -84,6 +93,8 @@ struct msg_fetch {
     size_t              outcomes_n;
     uint64_t            worker_id;
     int                 stopping;
+    struct msg_touch   *touch;
+    size_t              touch_n;
 };
 
 struct msg_jobs {

@@ -57,6 +57,8 @@ struct worker_held {
     struct worker_batch *batch;
 };
 
+#define WORKER_WATCH_IDLE_MS 100
+
 struct worker_watch {
     pthread_mutex_t       mu;
     pthread_cond_t        cv;
@@ -64,9 +66,13 @@ struct worker_watch {
     int                   started;
     int                   quit;
     int                   armed;
-    uint64_t              deadline_mono_ms;
+    uint64_t              deadline_mono_ms; /* UINT64_MAX: no timeout */
     uint64_t              timeout_ms;
     const struct msg_job *job;
+    /* Heartbeats for the running job (its lease), on their own context. */
+    uint64_t beat_ms, next_beat_mono_ms;
+    nng_ctx  beat_ctx;
+    nng_aio *beat_aio;
 };
 
 struct cadre_worker {
@@ -539,6 +545,48 @@ worker_watch_timed_out(cadre_worker *w)
     _exit(WORKER_EXIT_TIMEOUT);
 }
 
+/* Sends one heartbeat for job (id, lease): a Fetch asking for nothing, on
+ * the watchdog's own nng context, so the run thread's request is not
+ * disturbed. A lost beat is harmless: the next one, or the outcome, follows. */
+static void
+worker_beat(cadre_worker *w, const cadre_job_id *id, uint64_t lease,
+            uint64_t timeout_ms)
+{
+    struct worker_watch *wd = &w->watch;
+    struct msg_touch     touch = {.id = *id, .lease = lease};
+    struct msg           m = {.kind = MSG_FETCH};
+    nng_msg             *req = NULL;
+    size_t               size, len = 0;
+
+    if (wd->beat_aio == NULL && (nng_ctx_open(&wd->beat_ctx, w->sock) != 0 ||
+                                 nng_aio_alloc(&wd->beat_aio, NULL, NULL) != 0))
+        return;
+    m.u.fetch = (struct msg_fetch){
+        .worker_id = w->worker_id, .touch = &touch, .touch_n = 1};
+    size = wire_frame_size(&m);
+    if (size == 0 || nng_msg_alloc(&req, size) != 0)
+        return;
+    if (wire_seal(&w->sender, &m, nng_msg_body(req), size, WIRE_MAX_DEFAULT,
+                  &len) != CADRE_OK) {
+        nng_msg_free(req);
+        return;
+    }
+    nng_msg_chop(req, size - len);
+    nng_aio_set_timeout(wd->beat_aio, (nng_duration)timeout_ms);
+    nng_aio_set_msg(wd->beat_aio, req);
+    nng_ctx_send(wd->beat_ctx, wd->beat_aio);
+    nng_aio_wait(wd->beat_aio);
+    if (nng_aio_result(wd->beat_aio) != 0) {
+        nng_msg_free(nng_aio_get_msg(wd->beat_aio));
+        CD_LOG_DEBUG("worker", "WORKER-BEAT-LOST", "url=%s", w->url);
+        return;
+    }
+    nng_ctx_recv(wd->beat_ctx, wd->beat_aio);
+    nng_aio_wait(wd->beat_aio);
+    if (nng_aio_result(wd->beat_aio) == 0)
+        nng_msg_free(nng_aio_get_msg(wd->beat_aio));
+}
+
 static void *
 worker_watch_main(void *arg)
 {
@@ -547,18 +595,35 @@ worker_watch_main(void *arg)
 
     pthread_mutex_lock(&wd->mu);
     while (!wd->quit) {
-        uint64_t        now = cd_mono_ms();
+        uint64_t        now = cd_mono_ms(), wake;
         struct timespec ts;
 
-        if (!wd->armed) {
-            pthread_cond_wait(&wd->cv, &wd->mu);
-            continue;
-        }
+        /* Idle, it looks every WORKER_WATCH_IDLE_MS: arming for heartbeats
+         * alone does not wake it, which keeps fast jobs free of a thread
+         * switch each. */
+        wake = now + WORKER_WATCH_IDLE_MS;
+        if (!wd->armed)
+            goto sleep;
         if (now >= wd->deadline_mono_ms)
             worker_watch_timed_out(w); /* keeps mu: the run thread waits */
+        if (wd->beat_ms != 0 && now >= wd->next_beat_mono_ms) {
+            cadre_job_id id = wd->job->id;
+            uint64_t     lease = wd->job->lease, every = wd->beat_ms;
+
+            wd->next_beat_mono_ms = now + every;
+            pthread_mutex_unlock(&wd->mu);
+            worker_beat(w, &id, lease, every);
+            pthread_mutex_lock(&wd->mu);
+            continue;
+        }
+        if (wd->deadline_mono_ms < wake)
+            wake = wd->deadline_mono_ms;
+        if (wd->beat_ms != 0 && wd->next_beat_mono_ms < wake)
+            wake = wd->next_beat_mono_ms;
+    sleep:
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += (time_t)((wd->deadline_mono_ms - now) / 1000);
-        ts.tv_nsec += (long)((wd->deadline_mono_ms - now) % 1000) * 1000000L;
+        ts.tv_sec += (time_t)((wake - now) / 1000);
+        ts.tv_nsec += (long)((wake - now) % 1000) * 1000000L;
         if (ts.tv_nsec >= 1000000000L) {
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
@@ -568,7 +633,6 @@ worker_watch_main(void *arg)
     pthread_mutex_unlock(&wd->mu);
     return NULL;
 }
-
 static int
 worker_watch_init(struct worker_watch *wd)
 {
@@ -601,11 +665,23 @@ worker_watch_fini(struct worker_watch *wd)
         pthread_mutex_unlock(&wd->mu);
         pthread_join(wd->thread, NULL);
     }
+    if (wd->beat_aio != NULL)
+        nng_aio_free(wd->beat_aio);
     pthread_cond_destroy(&wd->cv);
     pthread_mutex_destroy(&wd->mu);
 }
 
 /* Arms the watchdog for a handler that cannot enforce timeout_ms itself. */
+/* Heartbeats go out three times per lease, so one lost beat is not an
+ * expired lease; none for leases too short to matter (0: unknown). */
+static uint64_t
+worker_beat_every_ms(uint64_t lease_ms)
+{
+    return lease_ms >= 3 * WORKER_WATCH_IDLE_MS ? lease_ms / 3 : 0;
+}
+
+/* Watches job while it runs: enforces timeout_ms (0: none; exec handlers
+ * enforce their own) and sends lease heartbeats. */
 static void
 worker_watch_arm(cadre_worker *w, const struct msg_job *job,
                  uint64_t timeout_ms)
@@ -626,8 +702,12 @@ worker_watch_arm(cadre_worker *w, const struct msg_job *job,
     wd->armed = 1;
     wd->job = job;
     wd->timeout_ms = timeout_ms;
-    wd->deadline_mono_ms = cd_mono_ms() + timeout_ms;
-    pthread_cond_signal(&wd->cv);
+    wd->deadline_mono_ms =
+        timeout_ms != 0 ? cd_mono_ms() + timeout_ms : UINT64_MAX;
+    wd->beat_ms = worker_beat_every_ms(job->lease_ms);
+    wd->next_beat_mono_ms = cd_mono_ms() + wd->beat_ms;
+    if (timeout_ms != 0) /* a deadline may be nearer than its next look */
+        pthread_cond_signal(&wd->cv);
     pthread_mutex_unlock(&wd->mu);
 }
 
@@ -739,12 +819,16 @@ worker_run_next(cadre_worker *w)
 
         snprintf(msg, sizeof(msg), "no handler for task '%s'", name);
         task_set_error(&t, MSG_OUTCOME_FAIL, "NoHandler", msg);
-    } else if (t.timeout_ms != 0 && !hd->ops->own_timeout) {
-        worker_watch_arm(w, job, t.timeout_ms);
-        handler_run(&w->reg, hd, &t);
-        worker_watch_disarm(w);
     } else {
-        handler_run(&w->reg, hd, &t);
+        uint64_t enforce = hd->ops->own_timeout ? 0 : t.timeout_ms;
+
+        if (enforce != 0 || worker_beat_every_ms(job->lease_ms) != 0) {
+            worker_watch_arm(w, job, enforce);
+            handler_run(&w->reg, hd, &t);
+            worker_watch_disarm(w);
+        } else {
+            handler_run(&w->reg, hd, &t);
+        }
     }
     w->avg_job_us =
         worker_avg_next(w->avg_job_us, cd_mono_us() - start_us, w->jobs_run);

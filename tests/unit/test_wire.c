@@ -1661,11 +1661,48 @@ TEST(wire_many_empty_submessages_are_refused)
     free(buf);
 }
 
+/* Heartbeats: a Fetch carries touches (id + lease), a Job its lease time. */
+TEST(roundtrip_touch_and_lease_ms)
+{
+    struct msg_touch touch[2];
+    struct msg_job   job = {.task = "t", .lease = 9, .lease_ms = 90000};
+    struct msg       m = {.request_id = 3, .kind = MSG_FETCH}, out;
+    uint8_t          buf[4096];
+    size_t           len = 0;
+
+    memset(touch, 0, sizeof(touch));
+    touch[0].id.b[0] = 1;
+    touch[0].lease = 77;
+    touch[1].id.b[15] = 2;
+    touch[1].lease = 78;
+    m.u.fetch.touch = touch;
+    m.u.fetch.touch_n = 2;
+    REQUIRE_EQ(msg_pack(&m, buf, sizeof(buf), &len), CADRE_OK);
+    REQUIRE_EQ(msg_unpack(buf, len, &out), CADRE_OK);
+    REQUIRE_EQ(out.u.fetch.touch_n, 2);
+    CHECK_EQ(out.u.fetch.touch[0].lease, 77);
+    CHECK_EQ(out.u.fetch.touch[0].id.b[0], 1);
+    CHECK_EQ(out.u.fetch.touch[1].id.b[15], 2);
+    msg_free(&out);
+    m.u.fetch.touch_n = MSG_TOUCH_MAX + 1; /* more than one Fetch carries */
+    CHECK(msg_pack(&m, buf, sizeof(buf), &len) != CADRE_OK);
+
+    m = (struct msg){.request_id = 4, .kind = MSG_JOBS};
+    m.u.jobs.jobs = &job;
+    m.u.jobs.jobs_n = 1;
+    REQUIRE_EQ(msg_pack(&m, buf, sizeof(buf), &len), CADRE_OK);
+    REQUIRE_EQ(msg_unpack(buf, len, &out), CADRE_OK);
+    REQUIRE_EQ(out.u.jobs.jobs_n, 1);
+    CHECK_EQ(out.u.jobs.jobs[0].lease_ms, 90000);
+    msg_free(&out);
+}
+
 int
 main(void)
 {
     test_setup();
     TAP_RUN(
+        T(roundtrip_touch_and_lease_ms),
         T(wire_many_empty_submessages_are_refused), T(roundtrip_dispatch),
         T(roundtrip_dispatch_reply), T(roundtrip_fetch), T(roundtrip_jobs),
         T(roundtrip_wait), T(roundtrip_wait_reply), T(roundtrip_status_request),
