@@ -16,5 +16,6 @@ int cli_run(int argc, char **argv);      /* cli/run.c */
 int cli_defer(int argc, char **argv);    /* cli/run.c */
 int cli_failed(int argc, char **argv);   /* cli/failed.c */
 int cli_queue(int argc, char **argv);    /* cli/queue.c */
+int cli_restart(int argc, char **argv);  /* cli/restart.c */
 
 #endif

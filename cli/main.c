@@ -21,6 +21,7 @@ static const struct main_cmd main_cmds[] = {
     {"status", cli_status, "show a node's queues and workers"},
     {"failed", cli_failed, "list, show, retry, forget failed jobs"},
     {"queue", cli_queue, "clear, pause, resume, monitor queues"},
+    {"restart", cli_restart, "replace the node's workers gracefully"},
     {"keygen", cli_keygen, "write a new cluster key"},
 };
 

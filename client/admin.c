@@ -477,6 +477,13 @@ cadre_queue_clear(cadre_client *c, const char *queue, uint64_t *cleared)
 }
 
 int
+cadre_workers_restart(cadre_client *c, uint64_t *restarted)
+{
+    return admin_run(c, MSG_ADMIN_WORKERS_RESTART, NULL, 0, 0,
+                     "restart workers", restarted);
+}
+
+int
 cadre_queue_pause(cadre_client *c, const char *queue)
 {
     return admin_run(c, MSG_ADMIN_QUEUE_PAUSE, queue, 0, 0, "queue pause",

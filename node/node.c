@@ -349,6 +349,26 @@ node_run_request(struct node *n, struct api_req *r, int role, struct msg *m)
     runs_submit(n->runs, r, role, m, cd_mono_ms());
 }
 
+/* `cadre restart`: every supervised worker finishes its current job and
+ * is replaced by a fresh process (which loads the plugins again). */
+static void
+node_restart_workers(struct node *n, struct turn *t, struct api_req *r,
+                     int role, const struct msg *m)
+{
+    struct msg reply = {.request_id = m->request_id, .kind = MSG_ADMIN_REPLY};
+
+    if (role != KEYS_ROLE_CLIENT) {
+        turn_seal_error(&n->sealer, r, role, m->request_id, CADRE_EAUTH,
+                        "restarting workers needs a client key");
+    } else {
+        reply.u.admin_reply.count = pool_restart(n->pool);
+        CD_LOG_NOTICE("node", "NODE-RESTART-WORKERS", "workers=%llu",
+                      (unsigned long long)reply.u.admin_reply.count);
+        turn_seal(&n->sealer, r, role, &reply);
+    }
+    turn_defer(t, r, role, m->request_id);
+}
+
 static void
 node_bad_frame(struct node *n, struct api_req *r, const cd_err *err)
 {
@@ -412,6 +432,10 @@ node_handle(struct node *n, struct turn *t, struct api_req *r)
         node_run_request(n, r, hdr.role, &m); /* runs owns m from here */
         return;
     default:
+        if (m.kind == MSG_ADMIN && m.u.admin.op == MSG_ADMIN_WORKERS_RESTART) {
+            node_restart_workers(n, t, r, hdr.role, &m);
+            break;
+        }
         if (admin_handle(n->admin, t, &n->sealer, r, hdr.role, &m))
             break;
         turn_seal_error(&n->sealer, r, hdr.role, m.request_id, CADRE_EPROTO,

@@ -21,6 +21,7 @@ struct pool_worker {
     int          running;
     uint64_t     started_mono_ms;
     uint64_t     backoff_ms;
+    int          restarting; /* asked to stop by pool_restart: no backoff */
 };
 
 struct pool {
@@ -83,6 +84,15 @@ pool_exit_cb(uv_process_t *proc, int64_t status, int sig)
     if (p->stopping) {
         CD_LOG_INFO("pool", "POOL-WORKER-STOPPED", "pid=%d status=%lld sig=%d",
                     proc->pid, (long long)status, sig);
+        return;
+    }
+    if (w->restarting) {
+        w->restarting = 0;
+        w->backoff_ms = POOL_BACKOFF_MIN_MS;
+        CD_LOG_NOTICE("pool", "POOL-WORKER-RESTARTED", "pid=%d status=%lld",
+                      proc->pid, (long long)status);
+        /* At once, but from the timer: the process handle closes first. */
+        uv_timer_start(&w->timer, pool_restart_cb, 0, 0);
         return;
     }
     if (ran >= POOL_HEALTHY_MS)
@@ -204,6 +214,23 @@ pool_stop(struct pool *p)
         if (p->w[i].running)
             uv_process_kill(&p->w[i].proc, SIGTERM);
     }
+}
+
+size_t
+pool_restart(struct pool *p)
+{
+    size_t n = 0;
+
+    if (p == NULL || p->stopping)
+        return 0;
+    for (size_t i = 0; i < p->n; i++) {
+        if (!p->w[i].running || p->w[i].restarting)
+            continue;
+        p->w[i].restarting = 1;
+        uv_process_kill(&p->w[i].proc, SIGTERM);
+        n++;
+    }
+    return n;
 }
 
 void

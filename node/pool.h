@@ -19,6 +19,10 @@ int pool_start(struct pool **out, uv_loop_t *loop, char *const *argv,
                size_t workers, cd_err *err);
 /* SIGTERM to every worker; none is restarted after this. */
 void pool_stop(struct pool *p);
+/* Replaces every running worker gracefully: SIGTERM (it finishes its
+ * current job and gives back what it held), then a fresh process at once,
+ * which loads the plugins again. Returns the number signalled. */
+size_t pool_restart(struct pool *p);
 /* SIGKILL to every worker still running. */
 void     pool_kill(struct pool *p);
 size_t   pool_alive(const struct pool *p);

@@ -31,7 +31,9 @@ _Static_assert((int)MSG_OUTCOME_DONE ==
 _Static_assert((int)MSG_ADMIN_FAILED_RETRY ==
                        (int)CADRE__ADMIN_OP__ADMIN_FAILED_RETRY &&
                    (int)MSG_ADMIN_QUEUE_PAUSED ==
-                       (int)CADRE__ADMIN_OP__ADMIN_QUEUE_PAUSED,
+                       (int)CADRE__ADMIN_OP__ADMIN_QUEUE_PAUSED &&
+                   (int)MSG_ADMIN_WORKERS_RESTART ==
+                       (int)CADRE__ADMIN_OP__ADMIN_WORKERS_RESTART,
                "admin ops match cadre.proto");
 
 /* ---- allocator ---------------------------------------------------------- */
@@ -461,7 +463,7 @@ msg_admin_chunk_build(const struct msg *m, size_t start, size_t k, int first,
         const struct msg_admin *a = &m->u.admin;
 
         if ((n > 0 && a->ids == NULL) || !msg_cursor_ok(&a->after) ||
-            a->op <= MSG_ADMIN_NONE || a->op > MSG_ADMIN_QUEUE_PAUSED)
+            a->op <= MSG_ADMIN_NONE || a->op > MSG_ADMIN_OP_LAST)
             return NULL;
         cadre__admin__init(&c->admin.a);
         if (first) {
@@ -1211,7 +1213,7 @@ msg_failed_jobs_get(const Cadre__FailedJobs *in, struct msg_failed_jobs *out)
 static int
 msg_admin_get(const Cadre__Admin *in, struct msg_admin *out)
 {
-    if ((int)in->op <= MSG_ADMIN_NONE || (int)in->op > MSG_ADMIN_QUEUE_PAUSED ||
+    if ((int)in->op <= MSG_ADMIN_NONE || (int)in->op > MSG_ADMIN_OP_LAST ||
         in->after.len > MSG_CURSOR_MAX)
         return CADRE_EPROTO;
     out->op = (int)in->op;

@@ -170,6 +170,8 @@ enum msg_admin_op {
     MSG_ADMIN_QUEUE_PAUSE = 6,
     MSG_ADMIN_QUEUE_RESUME = 7,
     MSG_ADMIN_QUEUE_PAUSED = 8,
+    MSG_ADMIN_WORKERS_RESTART = 9,
+    MSG_ADMIN_OP_LAST = MSG_ADMIN_WORKERS_RESTART,
 };
 
 struct msg_admin {

@@ -431,6 +431,11 @@ CADRE_API int cadre_queue_clear(cadre_client *c, const char *queue,
  * restarts; pausing a paused queue (or resuming a running one) is no error.
  * Returns CADRE_EINVAL for a queue name over 120 bytes. */
 CADRE_API int cadre_queue_pause(cadre_client *c, const char *queue);
+/* Replaces every worker the node supervises, gracefully: each finishes its
+ * current job, gives back what it held, and a fresh process (which loads
+ * the plugins again) takes its place. *restarted (may be NULL) receives how
+ * many. Workers started by hand are not touched. */
+CADRE_API int cadre_workers_restart(cadre_client *c, uint64_t *restarted);
 CADRE_API int cadre_queue_resume(cadre_client *c, const char *queue);
 /* The names of the paused queues, sorted: *names is one allocation (the
  * array and its strings) the caller frees with cadre_free; NULL when *n is
