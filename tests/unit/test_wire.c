@@ -1388,7 +1388,7 @@ TEST(roundtrip_admin)
     }
     m.u.admin.op = MSG_ADMIN_NONE;
     CHECK_EQ(msg_packed_size(&m), 0);
-    m.u.admin.op = MSG_ADMIN_QUEUE_PAUSED + 1;
+    m.u.admin.op = MSG_ADMIN_OP_LAST + 1;
     CHECK_EQ(msg_packed_size(&m), 0);
 }
 
@@ -1518,7 +1518,7 @@ TEST(bad_admin_messages_are_eproto)
         e.body_case = CADRE__ENVELOPE__BODY_ADMIN;
         e.admin = &a;
         CHECK_EQ(test_open_envelope(&e), CADRE_EPROTO); /* ADMIN_NONE */
-        a.op = (Cadre__AdminOp)9;
+        a.op = (Cadre__AdminOp)(MSG_ADMIN_OP_LAST + 1);
         CHECK_EQ(test_open_envelope(&e), CADRE_EPROTO);
         a.op = (Cadre__AdminOp)-1;
         CHECK_EQ(test_open_envelope(&e), CADRE_EPROTO);
