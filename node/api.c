@@ -127,9 +127,11 @@ api_take_closed(struct api *a, uint32_t *out, size_t cap)
 
     pthread_mutex_lock(&a->mu);
     n = a->closed_n < cap ? a->closed_n : cap;
-    memcpy(out, a->closed, n * sizeof(*out));
-    memmove(a->closed, a->closed + n, (a->closed_n - n) * sizeof(*out));
-    a->closed_n -= n;
+    if (n > 0) {
+        memcpy(out, a->closed, n * sizeof(*out));
+        memmove(a->closed, a->closed + n, (a->closed_n - n) * sizeof(*out));
+        a->closed_n -= n;
+    }
     pthread_mutex_unlock(&a->mu);
     return n;
 }

@@ -83,6 +83,7 @@ struct runs {
     struct runs_list    active;
     struct runs_list    kept; /* answered, oldest first */
     size_t              kept_tasks;
+    size_t              active_tasks; /* of the active runs */
     struct runs_queue  *queues;
     struct runs_task   *out_head, *out_tail; /* with workers, by hand-out */
     struct runs_pipe   *pipes;
@@ -486,6 +487,7 @@ runs_answer(struct runs *rs, struct runs_run *run, int status,
     run->answered_mono_ms = now_mono_ms;
     runs_list_del(&rs->active, run);
     runs_list_add(&rs->kept, run);
+    rs->active_tasks -= run->n;
     rs->kept_tasks += run->n;
     runs_wake(rs, now_mono_ms + RUNS_KEEP_MS);
 }
@@ -496,6 +498,8 @@ runs_forget(struct runs *rs, struct runs_run *run)
     runs_list_del(run->answered ? &rs->kept : &rs->active, run);
     if (run->answered)
         rs->kept_tasks -= run->n;
+    else
+        rs->active_tasks -= run->n;
     runs_unindex(rs, run);
     runs_destroy(run);
 }
@@ -624,6 +628,12 @@ runs_submit(struct runs *rs, struct api_req *r, int role, struct msg *m,
         runs_attach(rs, run, r, role, m, now_mono_ms);
         return;
     }
+    if (rs->active_tasks + n > RUNS_ACTIVE_TASKS_MAX) {
+        runs_error(rs, r, role, m->request_id, CADRE_EBUSY,
+                   "node has too many run tasks in flight; try later");
+        msg_free(m);
+        return;
+    }
     run = cd_calloc(1, sizeof(*run));
     if (run == NULL ||
         (run->tasks = cd_calloc(n, sizeof(*run->tasks))) == NULL) {
@@ -641,6 +651,7 @@ runs_submit(struct runs *rs, struct api_req *r, int role, struct msg *m,
     run->m = *m;
     memset(m, 0, sizeof(*m));
     runs_list_add(&rs->active, run);
+    rs->active_tasks += n;
     runs_index(rs, run);
     if (runs_wait_add(run, r, role, run->m.request_id, run->deadline_mono_ms) !=
         CADRE_OK) {

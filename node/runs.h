@@ -27,6 +27,7 @@
 #include "proto/msg.h"
 
 #define RUNS_TASKS_MAX 100000          /* per run */
+#define RUNS_ACTIVE_TASKS_MAX 1000000  /* of all unanswered runs */
 #define RUNS_DEADLINE_DEFAULT_MS 30000 /* a Run with deadline_ms 0 */
 #define RUNS_DEADLINE_MAX_MS 86400000  /* one day */
 #define RUNS_LEASE_MS 30000            /* a hand-out without news: re-queued */
@@ -46,7 +47,7 @@ void runs_free(struct runs *rs);
  * Starts the run, or parks r on the run with the same id (answered at once
  * if that run is already answered). Errors are replied to r directly:
  * CADRE_EEXISTS if the id belongs to a run with another number of tasks,
- * CADRE_ENOMEM. */
+ * CADRE_EBUSY if RUNS_ACTIVE_TASKS_MAX would be passed, CADRE_ENOMEM. */
 void runs_submit(struct runs *rs, struct api_req *r, int role, struct msg *m,
                  uint64_t now_mono_ms);
 

@@ -249,15 +249,16 @@ enum cadre_run_status {
     CADRE_RUN_CANCELLED = 3, /* fail_fast: a sibling failed first */
 };
 
-/* The outcome of one task of a run. Owned by the caller: free the array with
- * cadre_run_results_free. */
+/* The outcome of one task of a run. The pointers inside are the caller's:
+ * free them with cadre_run_results_free (the array itself is caller storage;
+ * freeing zeroes the entries, so freeing twice is safe). */
 typedef struct cadre_run_result {
     int      status; /* enum cadre_run_status */
-    uint8_t *result;
+    uint8_t *result; /* OK: result_len bytes plus a NUL; NULL if empty */
     size_t   result_len;
-    char    *error_type;
-    char    *error;
-    uint32_t attempts;
+    char    *error_type; /* ERROR only, else NULL ("TimedOut": the task's */
+    char    *error;      /* own timeout_ms, "NoHandler": no worker has it) */
+    uint32_t attempts;   /* hand-outs to workers (2+: a worker died) */
 } cadre_run_result;
 
 /* Runs n tasks concurrently on the cluster's free workers and returns when
@@ -265,8 +266,17 @@ typedef struct cadre_run_result {
  * entries) receive the outcomes in the order of tasks, whatever order they
  * finished in. Returns CADRE_OK when every task succeeded, CADRE_EHANDLER
  * when some did not (see results), CADRE_ETIMEDOUT / CADRE_ECLOSED when the
- * node did not answer by the deadline (results are then TIMED_OUT), or an
- * error refusing the run (CADRE_EINVAL, CADRE_ETOOBIG...: results untouched).
+ * node did not answer by the deadline (plus 1 s) or its connection broke
+ * (results are then TIMED_OUT), or an error refusing the run (results
+ * untouched): CADRE_EINVAL (no tasks, more than 100,000, a bad name),
+ * CADRE_ETOOBIG (a payload over the node's limit, or a reply over the frame
+ * limit), CADRE_EEXISTS (opts->run_id names a run with another number of
+ * tasks), CADRE_EBUSY (the node holds too many run tasks), CADRE_ESTOPPING.
+ * A handler error is final (no retries within a run); a task whose worker
+ * died runs again within the deadline (at least once). At the deadline
+ * tasks not started are never started and running ones are killed by their
+ * worker. Run tasks live in the node's memory, not in its store: a node that
+ * dies takes its runs with it (the caller gets CADRE_ECLOSED/ETIMEDOUT).
  * Thread-safe: many threads may run at once on one client. */
 CADRE_API int cadre_run(cadre_client *c, const cadre_task_spec *tasks, size_t n,
                         const cadre_run_opts *opts, cadre_run_result *results);

@@ -76,7 +76,9 @@ stop(void)
 static int
 wait_workers(uint32_t n)
 {
-    for (int i = 0; i < 200; i++) {
+    uint64_t until = cd_mono_ms() + 15000;
+
+    while (cd_mono_ms() < until) {
         cadre_status st;
 
         if (cadre_status_get(client, &st) == CADRE_OK) {
