@@ -17,10 +17,13 @@ struct dispatch_args {
     const char        *task;
     const char        *payload;
     const char        *queue;
-    unsigned long long delay_ms, tries, timeout_ms, count, wait_ms;
-    uint32_t           backoff[32];
-    size_t             backoff_n;
-    int                wait, json, encrypted;
+    const char        *unique_id;
+    unsigned long long delay_ms, tries, timeout_ms, count, wait_ms,
+        unique_for_ms;
+    int      until_processing;
+    uint32_t backoff[32];
+    size_t   backoff_n;
+    int      wait, json, encrypted;
 };
 
 static void
@@ -39,6 +42,14 @@ dispatch_usage(FILE *f)
         "  --count N          dispatch N copies (bulk) and print a summary\n"
         "  --wait             wait for the outcome(s); exit 1 if any failed\n"
         "  --wait-timeout MS  how long --wait waits (default 60000)\n"
+        "  --unique ID        not queued while a job of this task with this "
+        "unique id\n"
+        "                     is pending: prints that job's id instead\n"
+        "  --unique-for MS    ... for at most MS\n"
+        "  --until-processing ... only until that job starts\n"
+        "  --encrypted        seal the payload with the application key "
+        "(nodes see\n"
+        "                     only ciphertext; --wait opens the result)\n"
         "  --json             print JSON\n" CLI_CONN_HELP);
 }
 
@@ -68,10 +79,11 @@ dispatch_parse_backoff(struct dispatch_args *a, const char *v)
 static int
 dispatch_parse(struct dispatch_args *a, int argc, char **argv)
 {
-    static const char *const nums[] = {"--delay", "--tries", "--timeout",
-                                       "--count", "--wait-timeout"};
-    unsigned long long      *dst[] = {&a->delay_ms, &a->tries, &a->timeout_ms,
-                                      &a->count, &a->wait_ms};
+    static const char *const nums[] = {"--delay",        "--tries",
+                                       "--timeout",      "--count",
+                                       "--wait-timeout", "--unique-for"};
+    unsigned long long      *dst[] = {&a->delay_ms, &a->tries,   &a->timeout_ms,
+                                      &a->count,    &a->wait_ms, &a->unique_for_ms};
 
     for (int i = 1; i < argc; i++) {
         const char *v;
@@ -94,6 +106,14 @@ dispatch_parse(struct dispatch_args *a, int argc, char **argv)
             a->encrypted = 1;
             continue;
         }
+        if (strcmp(argv[i], "--until-processing") == 0) {
+            a->until_processing = 1;
+            continue;
+        }
+        if ((v = cli_flag_value("--unique", argc, argv, &i, &missing))) {
+            a->unique_id = v;
+            continue;
+        }
         if ((v = cli_flag_value("--queue", argc, argv, &i, &missing))) {
             a->queue = v;
             continue;
@@ -103,12 +123,12 @@ dispatch_parse(struct dispatch_args *a, int argc, char **argv)
                 goto bad;
             continue;
         }
-        for (k = 0; k < 5 && !missing; k++) {
+        for (k = 0; k < 6 && !missing; k++) {
             v = cli_flag_value(nums[k], argc, argv, &i, &missing);
             if (v != NULL)
                 break;
         }
-        if (v != NULL && k < 5) {
+        if (v != NULL && k < 6) {
             if (cli_parse_u64(v, dst[k]) != 0)
                 goto bad;
             continue;
@@ -192,11 +212,19 @@ dispatch_one(cadre_client *c, const struct dispatch_args *a,
         return CLI_FAIL;
     }
     if (!a->wait) {
+        int dup = spec->opts->duplicate != NULL && *spec->opts->duplicate;
+
         cadre_job_id_format(&id, text);
         if (a->json)
-            printf("{\"id\":\"%s\"}\n", text);
+            printf("{\"id\":\"%s\",\"duplicate\":%s}\n", text,
+                   dup ? "true" : "false");
         else
             printf("%s\n", text);
+        if (dup && !a->json)
+            fprintf(stderr,
+                    "cadre dispatch: not queued: job %s with this "
+                    "unique id is pending\n",
+                    text);
         return CLI_OK;
     }
     rc = cadre_wait(c, &id, 1, a->wait_ms, &o);
@@ -284,6 +312,7 @@ cli_dispatch(int argc, char **argv)
 {
     struct dispatch_args a = {.wait_ms = 60000, .count = 1};
     cadre_job_opts       opts = {0};
+    int                  duplicate = 0;
     cadre_job_spec       spec;
     cadre_client        *c;
     cd_buf               payload;
@@ -313,6 +342,10 @@ cli_dispatch(int argc, char **argv)
     opts.backoff_s = a.backoff_n ? a.backoff : NULL;
     opts.backoff_n = a.backoff_n;
     opts.encrypted = a.encrypted;
+    opts.unique_id = a.unique_id;
+    opts.unique_for_ms = a.unique_for_ms;
+    opts.unique_until_processing = a.until_processing;
+    opts.duplicate = &duplicate;
     spec = (cadre_job_spec){a.task, payload.data, payload.len, &opts};
     c = cli_open(&a.conn, "dispatch");
     if (c == NULL) {

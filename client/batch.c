@@ -23,6 +23,7 @@ struct batch_item {
     uint8_t           *payload;
     size_t             payload_len;
     char              *queue;
+    char              *unique_id;
     uint32_t          *backoff_s;
     cadre_job_opts     opts;
     cadre_dispatch_cb  cb;
@@ -50,6 +51,7 @@ batch_item_free(struct batch_item *it)
     cd_free(it->task);
     cd_free(it->payload);
     cd_free(it->queue);
+    cd_free(it->unique_id);
     cd_free(it->backoff_s);
     cd_free(it);
 }
@@ -68,11 +70,13 @@ batch_item_new(const char *task, const void *payload, size_t len,
     it->payload = cd_memdup(payload, len);
     it->payload_len = len;
     it->queue = opts && opts->queue ? cd_strdup(opts->queue) : NULL;
+    it->unique_id = opts && opts->unique_id ? cd_strdup(opts->unique_id) : NULL;
     if (opts && opts->backoff_n > 0)
         it->backoff_s =
             cd_memdup(opts->backoff_s, opts->backoff_n * sizeof(uint32_t));
     if (it->task == NULL || (len > 0 && it->payload == NULL) ||
         (opts && opts->queue && it->queue == NULL) ||
+        (opts && opts->unique_id && it->unique_id == NULL) ||
         (opts && opts->backoff_n > 0 && it->backoff_s == NULL)) {
         batch_item_free(it);
         return NULL;
@@ -82,6 +86,8 @@ batch_item_new(const char *task, const void *payload, size_t len,
     else
         cd_id_new(&it->id, cd_now_ms());
     it->opts.queue = it->queue;
+    it->opts.unique_id = it->unique_id;
+    it->opts.duplicate = NULL; /* the caller's memory may be gone by then */
     it->opts.backoff_s = it->backoff_s;
     it->opts.id = &it->id;
     it->cb = cb;

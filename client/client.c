@@ -342,6 +342,23 @@ client_opts_view(const cadre_job_opts *o, struct msg_job_opts *v)
     v->max_exceptions = o->max_exceptions;
     v->timeout_ms = o->timeout_ms;
     v->retry_after_ms = o->retry_after_ms;
+    v->unique_id = o->unique_id;
+    v->unique_for_ms = o->unique_for_ms;
+    v->unique_until_processing = o->unique_until_processing;
+}
+
+/* The ids the node reports (for a unique job already pending: that job's)
+ * and the duplicate flags the caller asked for. */
+static void
+client_dispatch_results(const cadre_job_spec *jobs, size_t n,
+                        const struct msg_dispatch_reply *r, cadre_job_id *ids)
+{
+    for (size_t i = 0; i < n; i++) {
+        ids[i] = r->ids[i];
+        if (jobs[i].opts != NULL && jobs[i].opts->duplicate != NULL)
+            *jobs[i].opts->duplicate =
+                r->duplicate != NULL && r->duplicate[i] != 0;
+    }
 }
 
 /* Seals the payloads of encrypted jobs (into sealed[i], which nj[i] then
@@ -412,8 +429,7 @@ cadre_dispatch_bulk(cadre_client *c, const cadre_job_spec *jobs, size_t n,
         rc = cd_err_set(&err, CADRE_EPROTO, "unexpected dispatch reply");
     }
     if (rc == CADRE_OK)
-        for (size_t i = 0; i < n; i++)
-            ids[i] = nj[i].id;
+        client_dispatch_results(jobs, n, &rep.u.dispatch_reply, ids);
     if (rep.kind != MSG_NONE)
         msg_free(&rep);
     for (size_t i = 0; i < n; i++)

@@ -33,6 +33,7 @@
     50 /* sync=off: flushed as often as beanstalkd -f 50 */
 #define NODE_MAX_JOBS_PER_REQUEST 100000
 #define NODE_TASK_MAX 255
+#define NODE_UNIQUE_MAX 200     /* with the task, a key fits LMDB's 511 bytes */
 #define NODE_WAIT_MAX_IDS 10000 /* per Wait request; the client splits */
 
 struct node {
@@ -175,6 +176,9 @@ node_check_job(const struct node *n, const struct msg_new_job *j, size_t i,
                  "job %zu: payload is %zu bytes; the limit is %llu "
                  "(max-payload)",
                  i, j->payload.len, (unsigned long long)n->cfg->max_payload);
+    else if (o->unique_id != NULL && strlen(o->unique_id) > NODE_UNIQUE_MAX)
+        snprintf(why, why_len, "job %zu: unique id longer than %d bytes", i,
+                 NODE_UNIQUE_MAX);
     else if (o->timeout_ms != 0 && o->timeout_ms >= retry_after)
         snprintf(why, why_len,
                  "job %zu: timeout_ms (%llu) must be below retry_after_ms "
@@ -189,7 +193,8 @@ node_check_job(const struct node *n, const struct msg_new_job *j, size_t i,
 /* A borrowed view of a dispatched job as a store record (the store copies). */
 static void
 node_job_view(const struct node *n, const struct msg_new_job *j,
-              uint64_t now_ms, struct store_job *job)
+              uint64_t now_ms, char *unique_key, size_t unique_key_len,
+              struct store_job *job)
 {
     const struct msg_job_opts *o = &j->opts;
 
@@ -210,6 +215,13 @@ node_job_view(const struct node *n, const struct msg_new_job *j,
     job->opts.retry_after_ms = o->retry_after_ms;
     job->created_at_ms = now_ms;
     job->available_at_ms = o->run_at_ms ? o->run_at_ms : now_ms + o->delay_ms;
+    if (o->unique_id != NULL && o->unique_id[0] != '\0') {
+        /* Unique per task, as Laravel keys a job class and its uniqueId. */
+        snprintf(unique_key, unique_key_len, "%s\x1f%s", j->task, o->unique_id);
+        job->unique_key = unique_key;
+        job->unique_until_ms = o->unique_for_ms ? now_ms + o->unique_for_ms : 0;
+        job->unique_until_processing = o->unique_until_processing;
+    }
 }
 
 static void
@@ -245,14 +257,16 @@ node_dispatch(struct node *n, struct turn *t, struct api_req *r, int role,
     }
     for (size_t i = 0; rc == CADRE_OK && i < d->jobs_n; i++) {
         struct store_job job;
+        char             unique_key[NODE_TASK_MAX + NODE_UNIQUE_MAX + 2];
         int              is_dup = 0;
 
-        node_job_view(n, &d->jobs[i], t->now_ms, &job);
+        node_job_view(n, &d->jobs[i], t->now_ms, unique_key, sizeof(unique_key),
+                      &job);
         rc = store_job_add(t->txn, &job, t->now_ms, &is_dup, &err);
         if (rc != CADRE_OK)
             snprintf(why, sizeof(why), "%s", err.msg);
-        ids[i] = d->jobs[i].id;
-        dup[i] = (uint8_t)is_dup;
+        ids[i] = job.id; /* a unique job's duplicate: the holder's id */
+        dup[i] = (uint8_t)(is_dup != 0);
         t->dirty = 1;
     }
     if (rc == CADRE_OK) {

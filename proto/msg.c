@@ -317,6 +317,9 @@ msg_new_job_build(Cadre__NewJob *j, Cadre__JobOptions *o,
     o->max_exceptions = io->max_exceptions;
     o->timeout_ms = io->timeout_ms;
     o->retry_after_ms = io->retry_after_ms;
+    o->unique_id = msg_str(io->unique_id);
+    o->unique_for_ms = io->unique_for_ms;
+    o->unique_until_processing = io->unique_until_processing != 0;
     j->opts = o;
     return 0;
 }
@@ -930,6 +933,10 @@ msg_dispatch_get(const Cadre__Dispatch *in, struct msg_dispatch *out)
             jobs[i].opts.max_exceptions = o->max_exceptions;
             jobs[i].opts.timeout_ms = o->timeout_ms;
             jobs[i].opts.retry_after_ms = o->retry_after_ms;
+            jobs[i].opts.unique_id = o->unique_id;
+            jobs[i].opts.unique_for_ms = o->unique_for_ms;
+            jobs[i].opts.unique_until_processing =
+                o->unique_until_processing != 0;
         }
     }
     out->jobs = jobs;

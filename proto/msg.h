@@ -26,6 +26,9 @@ struct msg_job_opts {
     uint32_t        max_exceptions;
     uint64_t        timeout_ms;
     uint64_t        retry_after_ms;
+    const char     *unique_id; /* NULL or "": not unique */
+    uint64_t        unique_for_ms;
+    int             unique_until_processing;
 };
 
 struct msg_new_job {

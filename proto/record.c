@@ -85,6 +85,9 @@ record_to_pb(const struct record_job *r, Cadre__JobRecord *m,
     m->finished_at_ms = r->finished_at_ms;
     m->result.data = (uint8_t *)r->result;
     m->result.len = r->result_len;
+    m->unique_key = record_str(r->unique_key);
+    m->unique_until_ms = r->unique_until_ms;
+    m->unique_until_processing = r->unique_until_processing != 0;
 }
 
 size_t
@@ -161,6 +164,9 @@ record_job_unpack(const uint8_t *data, size_t len, struct record_job *out,
     out->error = m->error;
     out->result = m->result.data;
     out->result_len = m->result.len;
+    out->unique_key = m->unique_key;
+    out->unique_until_ms = m->unique_until_ms;
+    out->unique_until_processing = m->unique_until_processing != 0;
     out->owner_ = m;
     return CADRE_OK;
 }

@@ -42,6 +42,9 @@ struct record_job {
     const char     *error;
     const uint8_t  *result;
     size_t          result_len;
+    const char     *unique_key; /* "" or NULL: not a unique job */
+    uint64_t        unique_until_ms;
+    int             unique_until_processing;
     void           *owner_; /* decoded: the allocation borrowed from */
 };
 

@@ -21,6 +21,15 @@ store   *store_txn_owner(store_txn *t);
 MDB_txn *store_txn_mdb(store_txn *t);
 int      store_txn_is_rdonly(const store_txn *t);
 MDB_dbi  store_dbi(const store *s, int db);
+/* Unique-job keys (unique.c). claim: if a pending job other than id holds
+ * key (and it has not lapsed), *held = 1 and *holder its id; else id takes
+ * the key until until_ms (0: until released). release: drops key if id
+ * holds it. Write txn. */
+int store_unique_claim(store_txn *t, const char *key, const cadre_job_id *id,
+                       uint64_t until_ms, uint64_t now_ms, int *held,
+                       cadre_job_id *holder, cd_err *err);
+int store_unique_release(store_txn *t, const char *key, const cadre_job_id *id,
+                         cd_err *err);
 /* The in-memory per-queue counters (store/queues.h). */
 struct queues *store_queues(store *s);
 

@@ -40,13 +40,14 @@ enum keys_db {
     KEYS_DB_RESULTS_TIME,
     KEYS_DB_FAILED,
     KEYS_DB_META,
+    KEYS_DB_UNIQUE, /* unique key -> holder id (16) | until_ms (8) */
     KEYS_DB_N,
 };
 
 #define KEYS_DB_NAMES                                                          \
     {                                                                          \
         "jobs", "ready", "delayed", "reserved", "results", "results_time",     \
-            "failed", "meta"                                                   \
+            "failed", "meta", "unique"                                         \
     }
 
 #define KEYS_ID_LEN 16

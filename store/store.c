@@ -160,6 +160,7 @@ store_job_fini(struct store_job *job)
     cd_free(job->error_type);
     cd_free(job->error);
     cd_free(job->result);
+    cd_free(job->unique_key);
     memset(job, 0, sizeof(*job));
 }
 
@@ -194,6 +195,9 @@ store_to_record(const struct store_job *job, const char *queue,
     r->error = job->error;
     r->result = job->result;
     r->result_len = job->result != NULL ? job->result_len : 0;
+    r->unique_key = job->unique_key;
+    r->unique_until_ms = job->unique_until_ms;
+    r->unique_until_processing = job->unique_until_processing;
 }
 
 /* Copies the decoded record r into *out (owned copies; empty error strings
@@ -246,6 +250,11 @@ store_from_record(const struct record_job *r, struct store_job *out,
     out->reserved_until_ms = r->reserved_until_ms;
     out->lease = r->lease;
     out->finished_at_ms = r->finished_at_ms;
+    if (r->unique_key != NULL && r->unique_key[0] != '\0' &&
+        (out->unique_key = cd_strdup(r->unique_key)) == NULL)
+        goto nomem;
+    out->unique_until_ms = r->unique_until_ms;
+    out->unique_until_processing = r->unique_until_processing;
     return CADRE_OK;
 
 nomem:
@@ -1044,6 +1053,27 @@ store_job_add(store_txn *t, struct store_job *job, uint64_t now_ms,
         *duplicate = 1;
         return CADRE_OK;
     }
+    if (job->unique_key != NULL && job->unique_key[0] != '\0') {
+        cadre_job_id holder;
+        int          held = 0;
+
+        rc = store_has(t, KEYS_DB_JOBS, &job->id, &found, err);
+        if (rc == CADRE_OK && found) { /* a retried dispatch of this job */
+            *duplicate = 1;
+            return CADRE_OK;
+        }
+        if (rc == CADRE_OK)
+            rc = store_unique_claim(t, job->unique_key, &job->id,
+                                    job->unique_until_ms, now_ms, &held,
+                                    &holder, err);
+        if (rc != CADRE_OK)
+            goto fail;
+        if (held) {
+            *duplicate = 2;
+            job->id = holder;
+            return CADRE_OK;
+        }
+    }
 
     seq = t->s->next_seq;
     store_to_record(job, q, &r);
@@ -1163,6 +1193,12 @@ store_reserve_queue(store_txn *t, const char *q, size_t qlen, size_t max,
         record_job_free(&r);
         if (rc != CADRE_OK)
             break;
+        if (j->unique_until_processing &&
+            (rc = store_unique_release(t, j->unique_key, &id, err)) !=
+                CADRE_OK) {
+            store_job_fini(j);
+            break;
+        }
         ra = j->opts.retry_after_ms ? j->opts.retry_after_ms : retry_after_ms;
         j->state = STORE_RESERVED;
         j->attempts++;
@@ -1352,6 +1388,8 @@ store_job_finish(store_txn *t, struct store_job *job, uint64_t now_ms,
     rc = store_unindex(t, &old, oqlen, err);
     if (rc == CADRE_OK)
         rc = store_del(t, KEYS_DB_JOBS, job->id.b, KEYS_ID_LEN, err);
+    if (rc == CADRE_OK) /* the final state commits with the key's release */
+        rc = store_unique_release(t, old.unique_key, &job->id, err);
     if (rc != CADRE_OK)
         goto out;
     if (job->finished_at_ms == 0)

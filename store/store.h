@@ -77,6 +77,12 @@ struct store_job {
     char                 *error;
     uint8_t              *result; /* done */
     size_t                result_len;
+    /* Unique jobs: while the job is pending (until it starts, with
+     * unique_until_processing; at most until unique_until_ms if not 0), a
+     * second job with the same key is not stored (store_job_add). */
+    char    *unique_key;
+    uint64_t unique_until_ms;
+    int      unique_until_processing;
 };
 
 void store_job_fini(struct store_job *job); /* accepts NULL; zeroes */
@@ -108,6 +114,8 @@ void store_txn_abort(store_txn *txn); /* accepts NULL */
  * available_at_ms > now_ms, else READY; seq is assigned. If a job, result or
  * failed record with this id exists, nothing is written and *duplicate = 1.
  * The store copies what it needs; job is not modified but for state/seq.
+ * A unique job (unique_key set) whose key is held by another pending job is
+ * not stored either: *duplicate = 2 and job->id receives the holder's id.
  * A NULL or empty queue is stored as "default"; created_at_ms 0 as now_ms.
  * Returns CADRE_EFULL, CADRE_EIO, CADRE_EINVAL (queue name too long). */
 int store_job_add(store_txn *txn, struct store_job *job, uint64_t now_ms,

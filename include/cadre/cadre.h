@@ -112,6 +112,15 @@ typedef struct cadre_job_opts {
      * process: nodes store and move ciphertext only; the result comes back
      * sealed and cadre_wait opens it. */
     int encrypted;
+    /* Unique jobs (Laravel's ShouldBeUnique): while a job of the same task
+     * with this unique_id is pending (until it finishes, or only until it
+     * starts with unique_until_processing; at most unique_for_ms if not 0),
+     * another is not queued: the dispatch succeeds, *id receives the pending
+     * job's id and *duplicate (if set) 1. Not an error; nothing is lost. */
+    const char *unique_id; /* at most 200 bytes */
+    uint64_t    unique_for_ms;
+    int         unique_until_processing;
+    int        *duplicate; /* out: 1 if nothing new was queued, else 0 */
 } cadre_job_opts;
 
 /* Formats id as a 36-character uuid plus NUL into buf (>= 37 bytes). */
