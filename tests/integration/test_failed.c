@@ -123,7 +123,7 @@ static int
 fail1(const char *task, const char *payload, const cadre_job_opts *opts,
       cadre_job_id *id)
 {
-    cadre_outcome o;
+    cadre_outcome o = {0};
     int           rc = run1(task, payload, opts, id, &o);
 
     if (rc == CADRE_OK && o.status != CADRE_FAILED)
