@@ -17,8 +17,7 @@
 #define ADMIN_LIST_MAX 1000    /* failed jobs per page at most */
 #define ADMIN_SHOW_MAX 100     /* ids per show request */
 #define ADMIN_SCAN_MAX 10000   /* records read per request */
-#define ADMIN_BATCH_MAX 10000  /* jobs retried, forgotten, cleared per request \
-                                */
+#define ADMIN_BATCH_MAX 10000  /* jobs acted on per request */
 
 struct admin {
     uint64_t requests;
