@@ -271,8 +271,10 @@ admin_op_name(int op)
         return "pause";
     case MSG_ADMIN_QUEUE_RESUME:
         return "resume";
-    default:
+    case MSG_ADMIN_QUEUE_PAUSED:
         return "paused";
+    default:
+        return "unknown";
     }
 }
 
@@ -369,10 +371,14 @@ admin_op(struct turn *t, struct turn_sealer *s, struct api_req *r, int role,
         t->dirty |= changed;
         rep->count = (uint64_t)changed;
         break;
-    default: /* MSG_ADMIN_QUEUE_PAUSED; decoding admits no other op */
+    case MSG_ADMIN_QUEUE_PAUSED:
         rc = store_paused_queues(t->store, &names, &names_n, &err);
         rep->queues = (const char **)names;
         rep->queues_n = names_n;
+        break;
+    default: /* an op node.c handles itself, or a newer one */
+        rc = cd_err_set(&err, CADRE_EPROTO, "admin op %d is not handled here",
+                        a->op);
         break;
     }
 out:
