@@ -724,6 +724,13 @@ runs_take(void *arg, const char *const *queues, size_t queues_n,
 
             if (q->n == 1)
                 q = NULL; /* runs_queue_del frees an emptied queue */
+            if (run->deadline_mono_ms <= now_mono_ms) {
+                /* Past its deadline: never started. The run is answered
+                 * at the next tick (not here: out[] borrows from runs). */
+                runs_final(rs, t, CADRE_RUN_TIMED_OUT);
+                runs_wake(rs, now_mono_ms);
+                continue;
+            }
             runs_queue_del(rs, t);
             t->prev_lease = t->lease;
             t->lease = DISPATCH_LEASE_SOURCE | ++rs->next_lease;
