@@ -17,5 +17,6 @@ int cli_defer(int argc, char **argv);    /* cli/run.c */
 int cli_failed(int argc, char **argv);   /* cli/failed.c */
 int cli_queue(int argc, char **argv);    /* cli/queue.c */
 int cli_restart(int argc, char **argv);  /* cli/restart.c */
+int cli_events(int argc, char **argv);   /* cli/events.c */
 
 #endif

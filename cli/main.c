@@ -19,6 +19,7 @@ static const struct main_cmd main_cmds[] = {
     {"run", cli_run, "run tasks concurrently and print their outcomes"},
     {"defer", cli_defer, "store tasks as jobs without waiting for them"},
     {"status", cli_status, "show a node's queues and workers"},
+    {"events", cli_events, "tail a node's job events"},
     {"failed", cli_failed, "list, show, retry, forget failed jobs"},
     {"queue", cli_queue, "clear, pause, resume, monitor queues"},
     {"restart", cli_restart, "replace the node's workers gracefully"},

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/err.h"
+
 static const char *
 path_env(const char *name)
 {
@@ -59,6 +61,50 @@ cd_url(const char *explicit_url, char *buf, size_t len)
         snprintf(buf, len, "%s", env);
     else
         snprintf(buf, len, "%s", CD_DEFAULT_URL);
+}
+
+int
+cd_events_url_from(const char *api_url, char *buf, size_t len)
+{
+    const char   *scheme = strstr(api_url, "://");
+    const char   *colon = strrchr(api_url, ':');
+    char         *end;
+    unsigned long port;
+    int           n;
+
+    if (strncmp(api_url, "ipc://", 6) == 0 ||
+        strncmp(api_url, "inproc://", 9) == 0) {
+        n = snprintf(buf, len, "%s.events", api_url);
+        return n < 0 || (size_t)n >= len ? CADRE_ETOOBIG : CADRE_OK;
+    }
+    if (scheme == NULL || colon == NULL || colon < scheme + 3 ||
+        colon[1] < '0' || colon[1] > '9')
+        return CADRE_EINVAL;
+    port = strtoul(colon + 1, &end, 10);
+    if (*end != '\0' || port > 65533)
+        return CADRE_EINVAL;
+    n = snprintf(buf, len, "%.*s:%lu", (int)(colon - api_url), api_url,
+                 port == 0 ? 0 : port + 2);
+    return n < 0 || (size_t)n >= len ? CADRE_ETOOBIG : CADRE_OK;
+}
+
+int
+cd_events_url(const char *explicit_url, const char *explicit_api_url, char *buf,
+              size_t len)
+{
+    const char *env = path_env("CADRE_EVENTS_URL");
+    char        api[1024];
+    int         n;
+
+    if (explicit_url != NULL && explicit_url[0] != '\0')
+        n = snprintf(buf, len, "%s", explicit_url);
+    else if (env != NULL)
+        n = snprintf(buf, len, "%s", env);
+    else {
+        cd_url(explicit_api_url, api, sizeof(api));
+        return cd_events_url_from(api, buf, len);
+    }
+    return n < 0 || (size_t)n >= len ? CADRE_ETOOBIG : CADRE_OK;
 }
 
 int

@@ -15,6 +15,16 @@ void cd_key_path(const char *explicit_file, const char *data_dir, char *buf,
                  size_t len);
 /* The node url: explicit, else $CADRE_URL, else CD_DEFAULT_URL. */
 void cd_url(const char *explicit_url, char *buf, size_t len);
+/* The events url derived from an api url: same host, the api port + 2 (port
+ * 0 stays 0: the node picks a free one); ipc:// and inproc:// urls get
+ * ".events" appended. Returns CADRE_EINVAL if api_url has no port it can
+ * read, CADRE_ETOOBIG if buf is too small. */
+int cd_events_url_from(const char *api_url, char *buf, size_t len);
+/* The events url a client subscribes to: explicit, else $CADRE_EVENTS_URL,
+ * else derived (cd_events_url_from) from the api url cd_url gives for
+ * explicit_api_url. Returns as cd_events_url_from. */
+int cd_events_url(const char *explicit_url, const char *explicit_api_url,
+                  char *buf, size_t len);
 /* mkdir -p with mode; returns 0 or an errno value. */
 int cd_mkdirs(const char *path, unsigned mode);
 

@@ -52,6 +52,9 @@ static const struct config_opt config_opts[] = {
     STR("node-id", node_id, NULL, "node id (default: the host name)"),
     STR("listen", listen, "tcp://127.0.0.1:7700",
         "api url for clients and workers (port 0: any free port)"),
+    STR("events-listen", events_listen, NULL,
+        "job events (pub/sub) url (default: the api host, api port + 2; "
+        "port 0 if the api port is 0)"),
     STR("key-file", key_file, NULL,
         "cluster key file (default <data>/cluster.key, made on loopback)"),
     NUM("sync", CONFIG_SYNC, sync, "full", 0, 2,

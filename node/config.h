@@ -20,6 +20,7 @@ struct node_config {
     char     data_dir[CONFIG_STR_MAX];
     char     node_id[64];
     char     listen[CONFIG_STR_MAX];
+    char     events_listen[CONFIG_STR_MAX]; /* "": derived from listen */
     char     key_file[CONFIG_STR_MAX];
     int      sync; /* enum store_sync */
     uint32_t workers;

@@ -131,11 +131,15 @@ dispatch_set_error(struct store_job *job, const char *type, const char *msg)
 }
 
 /* Puts job back per decision d: retried (delayed or ready, at the back of
- * its queue) or failed. */
+ * its queue) or failed. why_type: the error type a released event carries
+ * (NULL: released on request). */
 static int
 dispatch_decide(struct turn *t, struct store_job *job,
-                const struct policy_decision *d, cd_err *err)
+                const struct policy_decision *d, const char *why_type,
+                cd_err *err)
 {
+    int rc;
+
     if (d->action == POLICY_FAIL) {
         if (d->error_type != NULL) {
             char msg[160];
@@ -149,13 +153,19 @@ dispatch_decide(struct turn *t, struct store_job *job,
         job->state = STORE_FAILED;
         if (store_job_finish(t->txn, job, t->now_ms, err) != CADRE_OK)
             return err->code;
+        turn_event(t, MSG_EVENT_FAILED, &job->id, job->task, job->queue,
+                   job->attempts, job->error_type);
         turn_finished(t, job);
         return CADRE_OK;
     }
     job->available_at_ms = d->available_at_ms;
     job->state = d->available_at_ms > t->now_ms ? STORE_DELAYED : STORE_READY;
     job->seq = 0;
-    return store_job_save(t->txn, job, err);
+    rc = store_job_save(t->txn, job, err);
+    if (rc == CADRE_OK)
+        turn_event(t, MSG_EVENT_RELEASED, &job->id, job->task, job->queue,
+                   job->attempts, why_type);
+    return rc;
 }
 
 /* Applies one outcome. A job no longer reserved under this lease is a stale
@@ -186,30 +196,39 @@ dispatch_apply(struct dispatch *d, struct turn *t, const struct msg_outcome *o,
             o->result.len ? cd_memdup(o->result.data, o->result.len) : NULL;
         job.result_len = job.result ? o->result.len : 0;
         rc = store_job_finish(t->txn, &job, t->now_ms, err);
-        if (rc == CADRE_OK)
+        if (rc == CADRE_OK) {
+            turn_event(t, MSG_EVENT_DONE, &job.id, job.task, job.queue,
+                       job.attempts, NULL);
             turn_finished(t, &job);
+        }
         break;
     case MSG_OUTCOME_FAIL:
         dispatch_set_error(&job, o->error_type, o->error);
         job.state = STORE_FAILED;
         rc = store_job_finish(t->txn, &job, t->now_ms, err);
-        if (rc == CADRE_OK)
+        if (rc == CADRE_OK) {
+            turn_event(t, MSG_EVENT_FAILED, &job.id, job.task, job.queue,
+                       job.attempts, job.error_type);
             turn_finished(t, &job);
+        }
         break;
     case MSG_OUTCOME_RELEASE:
         policy_after_release(&job, o->release_delay_ms, t->now_ms, &dec);
-        rc = dispatch_decide(t, &job, &dec, err);
+        rc = dispatch_decide(t, &job, &dec, NULL, err);
         break;
     case MSG_OUTCOME_RETURN:
         job.attempts = job.attempts > 0 ? job.attempts - 1 : 0;
         job.state = STORE_READY; /* keeps its seq: back at its place */
         rc = store_job_save(t->txn, &job, err);
+        if (rc == CADRE_OK) /* a stopping worker gave it back unrun */
+            turn_event(t, MSG_EVENT_RELEASED, &job.id, job.task, job.queue,
+                       job.attempts, NULL);
         break;
     default: /* MSG_OUTCOME_ERROR and unknown kinds */
         job.exceptions++;
         dispatch_set_error(&job, o->error_type, o->error);
         policy_after_error(&job, t->now_ms, &dec);
-        rc = dispatch_decide(t, &job, &dec, err);
+        rc = dispatch_decide(t, &job, &dec, job.error_type, err);
         break;
     }
     store_job_fini(&job);
@@ -294,6 +313,9 @@ dispatch_serve(struct dispatch *d, struct turn *t, struct turn_sealer *s,
         goto out;
     if (n > 0)
         t->dirty = 1;
+    for (size_t i = 0; i < n; i++)
+        turn_event(t, MSG_EVENT_STARTED, &jobs[i].id, jobs[i].task,
+                   jobs[i].queue, jobs[i].attempts, NULL);
     for (size_t i = 0; i < n; i++)
         mj[src_n + i] =
             (struct msg_job){.id = jobs[i].id,
@@ -488,7 +510,7 @@ dispatch_expire_leases(struct dispatch *d, struct turn *t, cd_err *err)
                           "task=%s attempts=%u", jobs[i].task,
                           jobs[i].attempts);
             policy_after_expiry(&jobs[i], t->now_ms, &dec);
-            rc = dispatch_decide(t, &jobs[i], &dec, err);
+            rc = dispatch_decide(t, &jobs[i], &dec, "LeaseExpired", err);
         }
         store_job_fini(&jobs[i]);
     }

@@ -20,6 +20,7 @@
 #include "node/admin.h"
 #include "node/api.h"
 #include "node/dispatch.h"
+#include "node/events.h"
 #include "node/pool.h"
 #include "node/runs.h"
 #include "node/turn.h"
@@ -43,12 +44,14 @@ struct node {
     uv_signal_t               sigterm, sigint;
     int                       lock_fd;
     char                      url[CONFIG_STR_MAX];
+    char                      events_url[CONFIG_STR_MAX];
     char                      key_path[CONFIG_STR_MAX + 32];
     char                      worker_key_path[CONFIG_STR_MAX + 32];
     struct wire_keyring       ring;
     struct turn_sealer        sealer;
     store                    *store;
     struct api               *api;
+    struct events            *events; /* job events, published after commit */
     struct dispatch          *dispatch;
     struct waits             *waits;
     struct runs              *runs; /* run(): in memory (node/runs.h) */
@@ -265,6 +268,9 @@ node_dispatch(struct node *n, struct turn *t, struct api_req *r, int role,
         rc = store_job_add(t->txn, &job, t->now_ms, &is_dup, &err);
         if (rc != CADRE_OK)
             snprintf(why, sizeof(why), "%s", err.msg);
+        else if (!is_dup)
+            turn_event(t, MSG_EVENT_DISPATCHED, &job.id, job.task, job.queue, 0,
+                       NULL);
         ids[i] = job.id; /* a unique job's duplicate: the holder's id */
         dup[i] = (uint8_t)(is_dup != 0);
         t->dirty = 1;
@@ -501,6 +507,24 @@ node_closed_pipes(struct node *n)
             runs_pipe_closed(n->runs, ids[i]);
 }
 
+/* The turn's job events, now that they are committed. */
+static void
+node_publish(struct node *n, const struct turn *t)
+{
+    for (size_t i = 0; i < t->events_n; i++) {
+        const struct turn_event *te = &t->events[i];
+        struct msg_event         ev = {.kind = te->kind,
+                                       .id = te->id,
+                                       .task = te->task,
+                                       .queue = te->queue,
+                                       .attempt = te->attempt,
+                                       .at_ms = t->now_ms,
+                                       .error_type = te->error_type};
+
+        events_publish(n->events, &ev);
+    }
+}
+
 static void
 node_turn(struct node *n, struct api_req *list)
 {
@@ -519,6 +543,7 @@ node_turn(struct node *n, struct api_req *list)
     }
     turn_init(&t, n->store, txn, cd_now_ms());
     t.keep_finished = !waits_empty(n->waits);
+    t.keep_events = n->events != NULL;
     node_closed_pipes(n);
     for (struct api_req *r = list, *next; r != NULL; r = next) {
         next = r->next;
@@ -547,6 +572,8 @@ node_turn(struct node *n, struct api_req *list)
                ok ? NULL : err.msg);
     if (ok && t.finished_n > 0)
         waits_notify(n->waits, &t, &n->sealer);
+    if (ok)
+        node_publish(n, &t);
     turn_fini(&t);
 }
 
@@ -691,6 +718,25 @@ node_start_pool(struct node *n, cd_err *err)
     return pool_start(&n->pool, &n->loop, argv, cfg->workers, err);
 }
 
+/* The events socket: events-listen, else derived from listen (7700 ->
+ * 7702, port 0 -> port 0). */
+static int
+node_open_events(struct node *n, cd_err *err)
+{
+    char url[CONFIG_STR_MAX];
+
+    if (n->cfg->events_listen[0] != '\0')
+        snprintf(url, sizeof(url), "%s", n->cfg->events_listen);
+    else if (cd_events_url_from(n->cfg->listen, url, sizeof(url)) != CADRE_OK)
+        return cd_err_set(err, CADRE_ECONFIG,
+                          "cannot derive an events url from listen %s: set "
+                          "events-listen",
+                          n->cfg->listen);
+    return events_open(&n->events, url, &n->sealer.senders[KEYS_ROLE_CLIENT],
+                       n->cfg->max_frame, n->events_url, sizeof(n->events_url),
+                       err);
+}
+
 static int
 node_open(struct node *n, cd_err *err)
 {
@@ -733,6 +779,8 @@ node_open(struct node *n, cd_err *err)
                   node_api_cb, n, n->url, sizeof(n->url), err);
     if (rc != CADRE_OK)
         return rc;
+    if ((rc = node_open_events(n, err)) != CADRE_OK)
+        return rc;
     return node_start_pool(n, err);
 }
 
@@ -768,6 +816,7 @@ node_close(struct node *n)
     waits_free(n->waits);
     runs_free(n->runs);
     admin_free(n->admin);
+    events_close(n->events);
     store_close(n->store);
     uv_loop_close(&n->loop);
     if (n->lock_fd >= 0)
@@ -797,10 +846,11 @@ node_run(const struct node_config *cfg, cd_err *err)
     uv_signal_start(&n.sigterm, node_signal_cb, SIGTERM);
     uv_signal_start(&n.sigint, node_signal_cb, SIGINT);
     uv_timer_start(&n.tick, node_tick_cb, NODE_TICK_MS, NODE_TICK_MS);
-    CD_LOG_NOTICE("node", "NODE-READY", "api=%s data=%s workers=%u sync=%d",
-                  n.url, cfg->data_dir, cfg->workers, cfg->sync);
-    printf("cadre node ready api=%s data=%s pid=%d\n", n.url, cfg->data_dir,
-           (int)getpid());
+    CD_LOG_NOTICE("node", "NODE-READY",
+                  "api=%s data=%s workers=%u sync=%d events=%s", n.url,
+                  cfg->data_dir, cfg->workers, cfg->sync, n.events_url);
+    printf("cadre node ready api=%s data=%s pid=%d events=%s\n", n.url,
+           cfg->data_dir, (int)getpid(), n.events_url);
     fflush(stdout);
     uv_run(&n.loop, UV_RUN_DEFAULT);
     node_close(&n);

@@ -1,4 +1,5 @@
-/* turn.c: deferred replies and finished jobs of one group commit. */
+/* turn.c: deferred replies, finished jobs and job events of one group
+ * commit. */
 #include "node/turn.h"
 
 #include <string.h>
@@ -95,6 +96,49 @@ turn_finished(struct turn *t, struct store_job *job)
 }
 
 void
+turn_event(struct turn *t, int kind, const cadre_job_id *id, const char *task,
+           const char *queue, uint32_t attempt, const char *error_type)
+{
+    struct turn_event *ev;
+    size_t             task_len, queue_len, type_len;
+
+    if (!t->keep_events)
+        return;
+    task = task ? task : "";
+    queue = queue ? queue : "";
+    error_type = error_type ? error_type : "";
+    if (t->events_n == t->events_cap) {
+        size_t             cap = t->events_cap ? t->events_cap * 2 : 64;
+        struct turn_event *p = cd_realloc(t->events, cap * sizeof(*p));
+
+        if (p == NULL)
+            goto nomem;
+        t->events = p;
+        t->events_cap = cap;
+    }
+    ev = &t->events[t->events_n];
+    task_len = strlen(task) + 1;
+    queue_len = strlen(queue) + 1;
+    type_len = strlen(error_type) + 1;
+    ev->strs = cd_malloc(task_len + queue_len + type_len);
+    if (ev->strs == NULL)
+        goto nomem;
+    memcpy(ev->strs, task, task_len);
+    memcpy(ev->strs + task_len, queue, queue_len);
+    memcpy(ev->strs + task_len + queue_len, error_type, type_len);
+    ev->kind = kind;
+    ev->id = *id;
+    ev->attempt = attempt;
+    ev->task = ev->strs;
+    ev->queue = ev->strs + task_len;
+    ev->error_type = ev->strs + task_len + queue_len;
+    t->events_n++;
+    return;
+nomem:
+    CD_LOG_WARN("node", "NODE-NOMEM", "event list");
+}
+
+void
 turn_flush(struct turn *t, struct turn_sealer *s, int ok, int code,
            const char *message)
 {
@@ -117,6 +161,9 @@ turn_fini(struct turn *t)
     for (size_t i = 0; i < t->finished_n; i++)
         store_job_fini(&t->finished[i]);
     cd_free(t->finished);
+    for (size_t i = 0; i < t->events_n; i++)
+        cd_free(t->events[i].strs);
+    cd_free(t->events);
     cd_free(t->replies);
     memset(t, 0, sizeof(*t));
 }

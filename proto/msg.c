@@ -151,6 +151,7 @@ union msg_chunk {
         Cadre__QueueStats  q[MSG_CHUNK];
     } status;
     Cadre__Error error;
+    Cadre__Event event;
     struct {
         Cadre__FailedQuery  q;
         ProtobufCBinaryData ids[MSG_CHUNK];
@@ -288,6 +289,8 @@ msg_body_field(enum msg_kind kind)
         return CADRE__ENVELOPE__BODY_RUN;
     case MSG_RUN_REPLY:
         return CADRE__ENVELOPE__BODY_RUN_REPLY;
+    case MSG_EVENT:
+        return CADRE__ENVELOPE__BODY_EVENT;
     default:
         return 0;
     }
@@ -743,6 +746,21 @@ msg_chunk_build(const struct msg *m, size_t *pos, union msg_chunk *c)
         c->error.code = (uint32_t)m->u.error.code;
         c->error.message = msg_str(m->u.error.message);
         return &c->error.base;
+    case MSG_EVENT: {
+        const struct msg_event *ev = &m->u.event;
+
+        if (ev->kind <= MSG_EVENT_NONE || ev->kind > MSG_EVENT_LAST)
+            return NULL;
+        cadre__event__init(&c->event);
+        c->event.kind = (uint32_t)ev->kind;
+        c->event.id = msg_pb_id(&ev->id);
+        c->event.task = msg_str(ev->task);
+        c->event.queue = msg_str(ev->queue);
+        c->event.attempt = ev->attempt;
+        c->event.at_ms = ev->at_ms;
+        c->event.error_type = msg_str(ev->error_type);
+        return &c->event.base;
+    }
     case MSG_FAILED_QUERY:
     case MSG_FAILED_JOBS:
     case MSG_ADMIN:
@@ -1152,6 +1170,22 @@ msg_error_get(const Cadre__Error *in, struct msg_error *out)
 }
 
 static int
+msg_event_get(const Cadre__Event *in, struct msg_event *out)
+{
+    if (in->kind == MSG_EVENT_NONE || in->kind > MSG_EVENT_LAST ||
+        in->id.len != MSG_ID_LEN)
+        return CADRE_EPROTO;
+    out->kind = (int)in->kind;
+    msg_id_get(&in->id, &out->id);
+    out->task = in->task;
+    out->queue = in->queue;
+    out->attempt = in->attempt;
+    out->at_ms = in->at_ms;
+    out->error_type = in->error_type;
+    return CADRE_OK;
+}
+
+static int
 msg_ids_get(ProtobufCBinaryData *in, size_t n, cadre_job_id **out)
 {
     cadre_job_id *ids;
@@ -1372,6 +1406,10 @@ msg_body_get(const Cadre__Envelope *e, struct msg *out)
         return e->run_reply == NULL
                    ? CADRE_EPROTO
                    : msg_run_reply_get(e->run_reply, &out->u.run_reply);
+    case CADRE__ENVELOPE__BODY_EVENT:
+        out->kind = MSG_EVENT;
+        return e->event == NULL ? CADRE_EPROTO
+                                : msg_event_get(e->event, &out->u.event);
     default:
         return CADRE_EPROTO; /* no body, or one this build does not know */
     }
@@ -1497,6 +1535,8 @@ msg_kind_name(enum msg_kind kind)
         return "run";
     case MSG_RUN_REPLY:
         return "run_reply";
+    case MSG_EVENT:
+        return "event";
     }
     return "unknown";
 }

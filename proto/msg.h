@@ -227,6 +227,28 @@ struct msg_run_reply {
     size_t                 results_n;
 };
 
+/* ---- events (cadre.proto: Event; node/events.c) ---- */
+
+enum msg_event_kind {
+    MSG_EVENT_NONE = 0,
+    MSG_EVENT_DISPATCHED = 1, /* stored */
+    MSG_EVENT_STARTED = 2,    /* handed to a worker */
+    MSG_EVENT_DONE = 3,
+    MSG_EVENT_RELEASED = 4, /* back in its queue, to be retried later */
+    MSG_EVENT_FAILED = 5,
+    MSG_EVENT_LAST = MSG_EVENT_FAILED,
+};
+
+struct msg_event {
+    int          kind; /* enum msg_event_kind, never NONE once decoded */
+    cadre_job_id id;
+    const char  *task;
+    const char  *queue;
+    uint32_t     attempt;
+    uint64_t     at_ms;
+    const char  *error_type; /* NULL or "" when none */
+};
+
 enum msg_kind {
     MSG_NONE = 0,
     MSG_DISPATCH,
@@ -244,6 +266,7 @@ enum msg_kind {
     MSG_ADMIN_REPLY,
     MSG_RUN,
     MSG_RUN_REPLY,
+    MSG_EVENT,
 };
 
 /* One Envelope. For MSG_STATUS, status.queues (and status itself) follow the
@@ -266,6 +289,7 @@ struct msg {
         struct msg_admin_reply    admin_reply;
         struct msg_run            run;
         struct msg_run_reply      run_reply;
+        struct msg_event          event;
     } u;
     void *owner_; /* decoder's allocation; private */
 };

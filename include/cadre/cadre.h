@@ -461,6 +461,57 @@ CADRE_API int cadre_queue_resume(cadre_client *c, const char *queue);
  * 0. */
 CADRE_API int cadre_queue_paused(cadre_client *c, char ***names, size_t *n);
 
+/* ---- events ---------------------------------------------------------- */
+
+/* A node publishes job events on its events socket (config events-listen;
+ * by default the api port + 2) after they are committed. A subscriber
+ * reads them with a client key; one that lags loses events (nothing is
+ * replayed), so events are for watching and hooks, not for bookkeeping. */
+typedef struct cadre_events cadre_events;
+
+enum cadre_event_kind {
+    CADRE_EVENT_DISPATCHED = 1, /* stored by a dispatch */
+    CADRE_EVENT_STARTED = 2,    /* handed to a worker */
+    CADRE_EVENT_DONE = 3,
+    CADRE_EVENT_RELEASED = 4, /* back in its queue to be retried later:
+                                 released, errored or its lease expired */
+    CADRE_EVENT_FAILED = 5,
+};
+
+/* One event. Strings are NUL-terminated (truncated if longer). */
+typedef struct cadre_event {
+    int          kind; /* enum cadre_event_kind */
+    cadre_job_id id;
+    char         task[256];
+    char         queue[128];
+    uint32_t     attempt;        /* attempts started so far (0: dispatched) */
+    uint64_t     at_ms;          /* Unix ms of the node's turn */
+    char         error_type[64]; /* failed, or released after an error */
+} cadre_event;
+
+/* "dispatched", "started", "done", "released", "failed"; "unknown". */
+CADRE_API const char *cadre_event_kind_name(int kind);
+
+/* Subscribes to every event of the node at events_url (NULL:
+ * $CADRE_EVENTS_URL, else the api url of opts (see cadre_client_opts) with
+ * its port + 2). Events are opened with the client key found as
+ * cadre_client_open finds it; opts->timeout_ms and app_key_file are unused.
+ * The dial completes in the background (and reconnects): events published
+ * before it completes are missed. Returns CADRE_ENOTFOUND if no key file is
+ * found, CADRE_EINVAL for a bad url or key; a message goes to errbuf (if
+ * not NULL). The caller owns *out and frees it with cadre_events_close. */
+CADRE_API int cadre_events_open(const cadre_client_opts *opts,
+                                const char *events_url, cadre_events **out,
+                                char *errbuf, size_t errbuf_len);
+/* Waits up to timeout_ms (0: does not wait) for the next event. Frames that
+ * do not open with the client key are skipped. Returns CADRE_ETIMEDOUT when
+ * none came, CADRE_ECLOSED, CADRE_EIO. One thread at a time per
+ * subscription. */
+CADRE_API int cadre_events_next(cadre_events *e, cadre_event *out,
+                                uint32_t timeout_ms);
+/* Closes the subscription; NULL is accepted. */
+CADRE_API void cadre_events_close(cadre_events *e);
+
 #ifdef __cplusplus
 }
 #endif

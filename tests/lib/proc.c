@@ -1095,6 +1095,7 @@ node_startv(struct node_proc *n, const char *data_dir, char *const env_extra[],
     snprintf(n->data_dir, sizeof(n->data_dir), "%s", data_dir);
     snprintf(n->key_file, sizeof(n->key_file), "%s/cluster.key", data_dir);
     n->url[0] = '\0';
+    n->events_url[0] = '\0';
     n->pid = -1;
     if (mkdir(data_dir, 0700) != 0 && errno != EEXIST) {
         fprintf(stderr, "proc: node_start: mkdir %s: %s\n", data_dir,
@@ -1137,6 +1138,8 @@ node_startv(struct node_proc *n, const char *data_dir, char *const env_extra[],
         return rc;
     }
     n->pid = (pid_t)strtol(pid_text, NULL, 10);
+    if (!proc_line_field(line, "events", n->events_url, sizeof(n->events_url)))
+        n->events_url[0] = '\0';
     if (n->pid != n->p.pid)
         fprintf(stderr, "proc: node_start: readiness pid %d != started %d\n",
                 (int)n->pid, (int)n->p.pid);

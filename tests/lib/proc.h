@@ -144,6 +144,7 @@ int proc_run_cli_io(struct proc_io *io, int *exit_code, const char *arg, ...)
 struct node_proc {
     struct proc p;
     char        url[128];           /* api URL from the readiness line */
+    char        events_url[128];    /* events URL, "" if not reported */
     char        data_dir[PATH_MAX]; /* as given */
     char        key_file[PATH_MAX]; /* <data_dir>/cluster.key */
     pid_t       pid;                /* from the readiness line */
@@ -152,8 +153,8 @@ struct node_proc {
 /* Runs `$CADRE_BIN node --data DIR --listen tcp://127.0.0.1:0 [extra...]`
  * (extra args NULL-terminated), logging to DIR/node.log (appended; DIR is
  * created if missing), and waits PROC_NODE_READY_MS for the line
- *   cadre node ready api=tcp://127.0.0.1:PORT data=DIR pid=PID
- * filling n->url, n->key_file and n->pid.
+ *   cadre node ready api=tcp://127.0.0.1:PORT data=DIR pid=PID events=URL
+ * filling n->url, n->key_file, n->pid and n->events_url (if present).
  * Returns CADRE_EINVAL if CADRE_BIN is unset, CADRE_ETIMEDOUT or
  * CADRE_ECLOSED if the node did not become ready (it is then stopped and the
  * tail of its log is printed), CADRE_EPROTO if the line does not parse. */

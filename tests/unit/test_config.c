@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/path.h"
 #include "node/config.h"
 #include "store/store.h"
 #include "tests/lib/tap.h"
@@ -15,6 +16,38 @@ load(int argc, char **argv, cd_err *err)
     int help = 0;
 
     return config_load(&cfg, argc, argv, &help, err);
+}
+
+TEST(events_url_is_derived_from_the_api_url)
+{
+    char url[64];
+
+    CHECK_EQ(cd_events_url_from("tcp://127.0.0.1:7700", url, sizeof(url)),
+             CADRE_OK);
+    CHECK_STR(url, "tcp://127.0.0.1:7702");
+    CHECK_EQ(cd_events_url_from("tcp://127.0.0.1:0", url, sizeof(url)),
+             CADRE_OK);
+    CHECK_STR(url, "tcp://127.0.0.1:0");
+    CHECK_EQ(cd_events_url_from("tcp://[::1]:9000", url, sizeof(url)),
+             CADRE_OK);
+    CHECK_STR(url, "tcp://[::1]:9002");
+    CHECK_EQ(cd_events_url_from("ipc:///tmp/c.sock", url, sizeof(url)),
+             CADRE_OK);
+    CHECK_STR(url, "ipc:///tmp/c.sock.events");
+    CHECK_EQ(cd_events_url_from("tcp://host", url, sizeof(url)), CADRE_EINVAL);
+    CHECK_EQ(cd_events_url_from("tcp://h:x", url, sizeof(url)), CADRE_EINVAL);
+    CHECK_EQ(cd_events_url_from("tcp://h:65534", url, sizeof(url)),
+             CADRE_EINVAL);
+    CHECK_EQ(cd_events_url_from("tcp://127.0.0.1:7700", url, 8), CADRE_ETOOBIG);
+    CHECK_EQ(cd_events_url("tcp://a:1", "tcp://b:7700", url, sizeof(url)),
+             CADRE_OK);
+    CHECK_STR(url, "tcp://a:1");
+    unsetenv("CADRE_EVENTS_URL");
+    unsetenv("CADRE_URL");
+    CHECK_EQ(cd_events_url(NULL, "tcp://b:7700", url, sizeof(url)), CADRE_OK);
+    CHECK_STR(url, "tcp://b:7702");
+    CHECK_EQ(cd_events_url(NULL, NULL, url, sizeof(url)), CADRE_OK);
+    CHECK_STR(url, "tcp://127.0.0.1:7702");
 }
 
 TEST(defaults)
@@ -109,7 +142,7 @@ TEST(corrupt_config_file_names_file_and_line)
 int
 main(void)
 {
-    TAP_RUN(T(defaults), T(flags_env_and_file_in_order),
-            T(bad_values_are_usage_errors),
+    TAP_RUN(T(events_url_is_derived_from_the_api_url), T(defaults),
+            T(flags_env_and_file_in_order), T(bad_values_are_usage_errors),
             T(corrupt_config_file_names_file_and_line));
 }

@@ -554,6 +554,66 @@ TEST(roundtrip_error)
     CHECK_EQ(msg_packed_size(&m), 0);
 }
 
+TEST(roundtrip_event)
+{
+    struct msg m, out;
+
+    memset(&m, 0, sizeof(m));
+    m.kind = MSG_EVENT;
+    m.u.event.kind = MSG_EVENT_FAILED;
+    test_id(&m.u.event.id, 9);
+    m.u.event.task = "fail";
+    m.u.event.queue = "mail";
+    m.u.event.attempt = 2;
+    m.u.event.at_ms = UINT64_C(1700000000123);
+    m.u.event.error_type = "DemoError";
+    REQUIRE_EQ(test_roundtrip(&m, &out, NULL, NULL), CADRE_OK);
+    REQUIRE_EQ(out.kind, MSG_EVENT);
+    CHECK_EQ(out.u.event.kind, MSG_EVENT_FAILED);
+    CHECK(test_id_is(&out.u.event.id, 9));
+    CHECK_STR(out.u.event.task, "fail");
+    CHECK_STR(out.u.event.queue, "mail");
+    CHECK_EQ(out.u.event.attempt, 2);
+    CHECK_EQ(out.u.event.at_ms, UINT64_C(1700000000123));
+    CHECK_STR(out.u.event.error_type, "DemoError");
+    msg_free(&out);
+
+    m.u.event.kind = MSG_EVENT_DISPATCHED;
+    m.u.event.error_type = NULL;
+    REQUIRE_EQ(test_roundtrip(&m, &out, NULL, NULL), CADRE_OK);
+    CHECK_EQ(out.u.event.kind, MSG_EVENT_DISPATCHED);
+    CHECK_STR(out.u.event.error_type, "");
+    msg_free(&out);
+
+    m.u.event.kind = MSG_EVENT_NONE;
+    CHECK_EQ(msg_packed_size(&m), 0);
+    m.u.event.kind = MSG_EVENT_LAST + 1;
+    CHECK_EQ(msg_packed_size(&m), 0);
+}
+
+TEST(bad_events_are_eproto)
+{
+    uint8_t         idb[16] = {1};
+    Cadre__Envelope e = CADRE__ENVELOPE__INIT;
+    Cadre__Event    ev = CADRE__EVENT__INIT;
+
+    e.body_case = CADRE__ENVELOPE__BODY_EVENT;
+    e.event = &ev;
+    ev.id.data = idb;
+    ev.id.len = 16;
+    ev.kind = MSG_EVENT_DONE;
+    CHECK_EQ(test_open_envelope(&e), CADRE_OK);
+    ev.kind = 0;
+    CHECK_EQ(test_open_envelope(&e), CADRE_EPROTO);
+    ev.kind = MSG_EVENT_LAST + 1;
+    CHECK_EQ(test_open_envelope(&e), CADRE_EPROTO);
+    ev.kind = MSG_EVENT_STARTED;
+    ev.id.len = 15;
+    CHECK_EQ(test_open_envelope(&e), CADRE_EPROTO);
+    ev.id.len = 0;
+    CHECK_EQ(test_open_envelope(&e), CADRE_EPROTO);
+}
+
 /* Bodies larger than one encoding chunk (msg.c packs MSG_CHUNK elements at a
  * time): sizes, order and the fields of the first chunk must survive. */
 TEST(roundtrip_many_elements)
@@ -1246,6 +1306,7 @@ TEST(msg_kind_names)
     CHECK_STR(msg_kind_name(MSG_WAIT_REPLY), "wait_reply");
     CHECK_STR(msg_kind_name(MSG_ERROR), "error");
     CHECK_STR(msg_kind_name(MSG_ADMIN_REPLY), "admin_reply");
+    CHECK_STR(msg_kind_name(MSG_EVENT), "event");
     CHECK_STR(msg_kind_name((enum msg_kind)42), "unknown");
     msg_free(NULL);
 }
@@ -1707,6 +1768,7 @@ main(void)
         T(roundtrip_dispatch_reply), T(roundtrip_fetch), T(roundtrip_jobs),
         T(roundtrip_wait), T(roundtrip_wait_reply), T(roundtrip_status_request),
         T(roundtrip_status), T(status_strings_truncate), T(roundtrip_error),
+        T(roundtrip_event), T(bad_events_are_eproto),
         T(roundtrip_many_elements), T(header_fields), T(wrong_key_is_eauth),
         T(flipped_bytes_never_open), T(truncated_frames_fail),
         T(oversized_before_decryption), T(seal_limits),
