@@ -53,6 +53,8 @@ cli_worker_usage(FILE *f)
         "  --timeout MS      default handler timeout (default 0: none); a "
         "plugin handler\n"
         "                    that overruns it ends the worker (exit 124)\n"
+        "  --tries N         attempts of jobs that set none (default: the "
+        "node's --tries)\n"
         "  --max-time S      stop after S seconds (after the current job)\n"
         "  --memory MIB      stop once resident memory reaches MIB\n"
         "  --stop-when-empty stop when a fetch finds no job\n"
@@ -157,6 +159,7 @@ cli_worker(int argc, char **argv)
         OPT_MEMORY,
         OPT_STOP_WHEN_EMPTY,
         OPT_APP_KEY_FILE,
+        OPT_TRIES,
         OPT_HELP,
     };
     static const struct option longopts[] = {
@@ -174,6 +177,7 @@ cli_worker(int argc, char **argv)
         {"memory", required_argument, NULL, OPT_MEMORY},
         {"stop-when-empty", no_argument, NULL, OPT_STOP_WHEN_EMPTY},
         {"app-key-file", required_argument, NULL, OPT_APP_KEY_FILE},
+        {"tries", required_argument, NULL, OPT_TRIES},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -263,6 +267,12 @@ cli_worker(int argc, char **argv)
             break;
         case OPT_APP_KEY_FILE:
             opts.app_key_file = optarg;
+            break;
+        case OPT_TRIES:
+            if (cli_worker_number(optarg, 1, 1000000, &v) != 0)
+                return cli_worker_bad("--tries wants 1..1000000, not '%s'",
+                                      optarg);
+            opts.tries = (uint32_t)v;
             break;
         case OPT_HELP:
             cli_worker_usage(stdout);

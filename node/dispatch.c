@@ -170,9 +170,20 @@ dispatch_decide(struct turn *t, struct store_job *job,
 
 /* Applies one outcome. A job no longer reserved under this lease is a stale
  * report (a retried request, or a lease that expired): counted, ignored. */
+/* A job that set no tries (and no retry_until, which makes 0 unlimited)
+ * gets the reporting worker's --tries, else the node's, when an attempt
+ * ends. */
+static void
+dispatch_default_tries(const struct dispatch *d, struct store_job *job,
+                       uint32_t worker_tries)
+{
+    if (job->opts.tries == 0 && job->opts.retry_until_ms == 0)
+        job->opts.tries = worker_tries ? worker_tries : d->cfg.default_tries;
+}
+
 static int
 dispatch_apply(struct dispatch *d, struct turn *t, const struct msg_outcome *o,
-               cd_err *err)
+               uint32_t worker_tries, cd_err *err)
 {
     struct store_job       job = {0};
     struct policy_decision dec;
@@ -189,6 +200,7 @@ dispatch_apply(struct dispatch *d, struct turn *t, const struct msg_outcome *o,
     if (rc != CADRE_OK)
         return rc;
     t->dirty = 1;
+    dispatch_default_tries(d, &job, worker_tries);
     switch (o->kind) {
     case MSG_OUTCOME_DONE:
         job.state = STORE_DONE;
@@ -402,7 +414,7 @@ dispatch_fetch(struct dispatch *d, struct turn *t, struct turn_sealer *s,
                                   now_mono_ms);
             continue;
         }
-        rc = dispatch_apply(d, t, &f->outcomes[i], &err);
+        rc = dispatch_apply(d, t, &f->outcomes[i], f->default_tries, &err);
     }
     if (rc != CADRE_OK) {
         /* The turn's commit is still attempted for what was applied; the
@@ -509,6 +521,7 @@ dispatch_expire_leases(struct dispatch *d, struct turn *t, cd_err *err)
             CD_LOG_NOTICE("dispatch", "DISPATCH-LEASE-EXPIRED",
                           "task=%s attempts=%u", jobs[i].task,
                           jobs[i].attempts);
+            dispatch_default_tries(d, &jobs[i], 0);
             policy_after_expiry(&jobs[i], t->now_ms, &dec);
             rc = dispatch_decide(t, &jobs[i], &dec, "LeaseExpired", err);
         }

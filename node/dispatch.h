@@ -17,6 +17,7 @@
 
 struct dispatch_config {
     uint64_t retry_after_ms; /* default lease */
+    uint32_t default_tries;  /* for jobs that set none (node --tries) */
 };
 
 struct dispatch_stats {

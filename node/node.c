@@ -207,9 +207,9 @@ node_job_view(const struct node *n, const struct msg_new_job *j,
     job->queue = (char *)(o->queue && o->queue[0] ? o->queue : "default");
     job->payload = (uint8_t *)j->payload.data;
     job->payload_len = j->payload.len;
+    /* 0 stays 0: the default (a worker's --tries, else the node's) is
+     * decided when an attempt ends, as Laravel's worker --tries does. */
     job->opts.tries = o->tries;
-    if (job->opts.tries == 0 && o->retry_until_ms == 0)
-        job->opts.tries = n->cfg->tries;
     job->opts.backoff_s = (uint32_t *)o->backoff_s;
     job->opts.backoff_n = o->backoff_n;
     job->opts.retry_until_ms = o->retry_until_ms;
@@ -741,7 +741,8 @@ static int
 node_open(struct node *n, cd_err *err)
 {
     struct store_config    sc = {0};
-    struct dispatch_config dc = {.retry_after_ms = n->cfg->retry_after_ms};
+    struct dispatch_config dc = {.retry_after_ms = n->cfg->retry_after_ms,
+                                 .default_tries = n->cfg->tries};
     struct dispatch_source src = {.pending_cb = runs_pending,
                                   .take_cb = runs_take,
                                   .outcome_cb = runs_outcome};

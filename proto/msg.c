@@ -641,6 +641,7 @@ msg_chunk_build(const struct msg *m, size_t *pos, union msg_chunk *c)
             c->fetch.f.wait_ms = f->wait_ms;
             c->fetch.f.worker_id = f->worker_id;
             c->fetch.f.stopping = f->stopping != 0;
+            c->fetch.f.default_tries = f->default_tries;
             if (f->touch_n > MSG_TOUCH_MAX ||
                 (f->touch_n > 0 && f->touch == NULL))
                 return NULL;
@@ -1043,6 +1044,7 @@ msg_fetch_get(const Cadre__Fetch *in, struct msg_fetch *out)
     out->outcomes_n = in->n_outcomes;
     out->worker_id = in->worker_id;
     out->stopping = in->stopping != 0;
+    out->default_tries = in->default_tries;
     return CADRE_OK;
 }
 

@@ -98,6 +98,7 @@ struct msg_fetch {
     int                 stopping;
     struct msg_touch   *touch;
     size_t              touch_n;
+    uint32_t            default_tries; /* worker's --tries; 0: the node's */
 };
 
 struct msg_jobs {

@@ -91,6 +91,7 @@ struct cadre_worker {
     uint32_t            memory_mb;
     uint64_t            memory_checked_mono_ms;
     int                 stop_when_empty, empty;
+    uint32_t            tries;   /* --tries: for jobs that set none */
     const char         *limit;   /* which limit ended the run, for the log */
     keys_key            app_key; /* opens encrypted jobs, if has_app_key */
     int                 has_app_key;
@@ -371,6 +372,7 @@ worker_request(cadre_worker *w, uint32_t max, uint32_t wait_ms, int stopping,
         .outcomes_n = outs_k,
         .worker_id = w->worker_id,
         .stopping = stopping,
+        .default_tries = w->tries,
     };
     size = wire_frame_size(&m);
     if (size == 0)
@@ -1122,6 +1124,7 @@ cadre_worker_open(const cadre_worker_opts *opts, cadre_worker **out,
     w->max_time_ms = opts->max_time_ms;
     w->memory_mb = opts->memory_mb;
     w->stop_when_empty = opts->stop_when_empty;
+    w->tries = opts->tries;
     w->recv_timeout_ms = -2; /* not set yet */
     cd_random(&w->worker_id, sizeof(w->worker_id));
     cd_url(opts->url, w->url, sizeof(w->url));

@@ -317,6 +317,7 @@ typedef struct cadre_worker_opts {
     uint64_t     max_time_ms;     /* exit after this long; 0: no limit */
     uint32_t     memory_mb;       /* exit once RSS is over; 0: no limit */
     int          stop_when_empty; /* exit when a fetch finds no job */
+    uint32_t     tries; /* attempts of jobs that set none; 0: the node's */
     /* Opens encrypted jobs. NULL: $CADRE_APP_KEY_FILE, else none (encrypted
      * jobs then fail with "cannot open encrypted payload: no application
      * key"). */

@@ -147,11 +147,34 @@ TEST(bad_limit_values_are_usage_errors)
     teardown();
 }
 
+/* --tries: jobs that set no tries of their own get the worker's. */
+TEST(worker_tries_apply_to_jobs_without_their_own)
+{
+    cadre_job_opts own = {.tries = 2};
+    cadre_job_id   a, b;
+    cadre_outcome  o;
+
+    REQUIRE(setup(0) == 0);
+    REQUIRE_EQ(cadre_dispatch(client, "fail", "x", 1, NULL, &a), CADRE_OK);
+    REQUIRE_EQ(cadre_dispatch(client, "fail", "y", 1, &own, &b), CADRE_OK);
+    CHECK_EQ(run_worker("--tries", "3", "--stop-when-empty", NULL), 0);
+    REQUIRE_EQ(cadre_wait(client, &a, 1, 5000, &o), CADRE_OK);
+    CHECK_EQ(o.status, CADRE_FAILED);
+    CHECK_EQ(o.attempts, 3);
+    cadre_outcome_fini(&o);
+    REQUIRE_EQ(cadre_wait(client, &b, 1, 5000, &o), CADRE_OK);
+    CHECK_EQ(o.status, CADRE_FAILED);
+    CHECK_EQ(o.attempts, 2); /* the job's own tries win */
+    cadre_outcome_fini(&o);
+    teardown();
+}
+
 int
 main(void)
 {
     TAP_RUN(T(stop_when_empty_runs_everything_then_exits),
             T(max_jobs_leaves_the_rest_queued),
             T(max_time_stops_an_idle_worker), T(memory_limit_stops_the_worker),
-            T(bad_limit_values_are_usage_errors));
+            T(bad_limit_values_are_usage_errors),
+            T(worker_tries_apply_to_jobs_without_their_own));
 }
