@@ -123,6 +123,34 @@ TEST(retries_with_backoff_then_fail)
     stop();
 }
 
+/* max_exceptions ends a job before its tries; retry_until bounds a job with
+ * unlimited tries (tries 0). */
+TEST(max_exceptions_and_retry_until)
+{
+    cadre_job_opts a = {.tries = 10, .max_exceptions = 2};
+    uint32_t       every_s[] = {1};
+    cadre_job_opts b = {.tries = 0, .backoff_s = every_s, .backoff_n = 1};
+    cadre_outcome  o;
+    uint64_t       t0;
+
+    REQUIRE(start("1", "default", NULL) == 0);
+    REQUIRE_EQ(run1("fail", "boom", &a, &o, 15000), CADRE_OK);
+    CHECK_EQ(o.status, CADRE_FAILED);
+    CHECK_EQ(o.attempts, 2);
+    CHECK_STR(o.error_type, "MaxExceptionsExceeded");
+    cadre_outcome_fini(&o);
+
+    t0 = cd_mono_ms();
+    b.retry_until_ms = cd_now_ms() + 1500;
+    REQUIRE_EQ(run1("fail", "again", &b, &o, 15000), CADRE_OK);
+    CHECK_EQ(o.status, CADRE_FAILED);
+    CHECK_STR(o.error_type, "RetryUntilExpired");
+    CHECK(o.attempts >= 2 && o.attempts <= 3); /* 1 s apart, 1.5 s window */
+    CHECK(cd_mono_ms() - t0 < 5000);
+    cadre_outcome_fini(&o);
+    stop();
+}
+
 TEST(delayed_job_waits_its_time)
 {
     cadre_job_opts opts = {.delay_ms = 700};
@@ -568,7 +596,7 @@ int
 main(void)
 {
     TAP_RUN(T(outcomes_come_back), T(retries_with_backoff_then_fail),
-            T(delayed_job_waits_its_time),
+            T(max_exceptions_and_retry_until), T(delayed_job_waits_its_time),
             T(queues_are_served_in_the_workers_order),
             T(payload_over_the_limit_is_refused_clearly),
             T(timeout_not_below_retry_after_is_refused),
