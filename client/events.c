@@ -54,12 +54,16 @@ cadre_event_kind_name(int kind)
 static int
 events_dial(cadre_events *e, cd_err *err)
 {
-    int rv;
+    const uint8_t prefix[2] = {WIRE_VERSION, KEYS_ROLE_CLIENT};
+    int           rv;
 
     if ((rv = nng_sub0_open(&e->sock)) != 0)
         return cd_err_set(err, CADRE_EIO, "nng_sub0_open: %s",
                           nng_strerror(rv));
-    if ((rv = nng_socket_set(e->sock, NNG_OPT_SUB_SUBSCRIBE, "", 0)) != 0)
+    /* Frames sealed with the client key only: the same socket carries the
+     * nodes' heartbeats, sealed with the node key (wire.h: version, role). */
+    if ((rv = nng_socket_set(e->sock, NNG_OPT_SUB_SUBSCRIBE, prefix,
+                             sizeof(prefix))) != 0)
         return cd_err_set(err, CADRE_EIO, "subscribe: %s", nng_strerror(rv));
     nng_socket_set_size(e->sock, NNG_OPT_RECVMAXSZ, e->max_frame);
     nng_socket_set_ms(e->sock, NNG_OPT_RECONNMINT, 50);

@@ -63,8 +63,11 @@ cd_url(const char *explicit_url, char *buf, size_t len)
         snprintf(buf, len, "%s", CD_DEFAULT_URL);
 }
 
-int
-cd_events_url_from(const char *api_url, char *buf, size_t len)
+/* A sibling url of api_url: same host, port + offset (0 stays 0), or the
+ * ipc path with suffix appended. */
+static int
+path_sibling_url(const char *api_url, unsigned offset, const char *suffix,
+                 char *buf, size_t len)
 {
     const char   *scheme = strstr(api_url, "://");
     const char   *colon = strrchr(api_url, ':');
@@ -74,18 +77,30 @@ cd_events_url_from(const char *api_url, char *buf, size_t len)
 
     if (strncmp(api_url, "ipc://", 6) == 0 ||
         strncmp(api_url, "inproc://", 9) == 0) {
-        n = snprintf(buf, len, "%s.events", api_url);
+        n = snprintf(buf, len, "%s%s", api_url, suffix);
         return n < 0 || (size_t)n >= len ? CADRE_ETOOBIG : CADRE_OK;
     }
     if (scheme == NULL || colon == NULL || colon < scheme + 3 ||
         colon[1] < '0' || colon[1] > '9')
         return CADRE_EINVAL;
     port = strtoul(colon + 1, &end, 10);
-    if (*end != '\0' || port > 65533)
+    if (*end != '\0' || port > 65535 - offset)
         return CADRE_EINVAL;
     n = snprintf(buf, len, "%.*s:%lu", (int)(colon - api_url), api_url,
-                 port == 0 ? 0 : port + 2);
+                 port == 0 ? 0 : port + offset);
     return n < 0 || (size_t)n >= len ? CADRE_ETOOBIG : CADRE_OK;
+}
+
+int
+cd_events_url_from(const char *api_url, char *buf, size_t len)
+{
+    return path_sibling_url(api_url, 2, ".events", buf, len);
+}
+
+int
+cd_peer_url_from(const char *api_url, char *buf, size_t len)
+{
+    return path_sibling_url(api_url, 1, ".peer", buf, len);
 }
 
 int

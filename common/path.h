@@ -20,6 +20,9 @@ void cd_url(const char *explicit_url, char *buf, size_t len);
  * ".events" appended. Returns CADRE_EINVAL if api_url has no port it can
  * read, CADRE_ETOOBIG if buf is too small. */
 int cd_events_url_from(const char *api_url, char *buf, size_t len);
+/* The peer url derived from an api url: the api port + 1 (port 0 stays 0),
+ * or ".peer" appended to an ipc path. Returns as cd_events_url_from. */
+int cd_peer_url_from(const char *api_url, char *buf, size_t len);
 /* The events url a client subscribes to: explicit, else $CADRE_EVENTS_URL,
  * else derived (cd_events_url_from) from the api url cd_url gives for
  * explicit_api_url. Returns as cd_events_url_from. */

@@ -81,6 +81,24 @@ static const struct config_opt config_opts[] = {
         86400000ULL * 365, "ms a done job's result is kept for waiters"),
     NUM("shutdown-grace", CONFIG_U64, shutdown_grace_ms, "30000", 0,
         86400000ULL, "ms SIGTERM waits for running jobs"),
+    STR("peer-listen", peer_listen, NULL,
+        "url for other nodes (default: the api host, api port + 1; port 0 "
+        "if the api port is 0)"),
+    LIST("peer", peers,
+         "peer url of a node to join (repeatable; one is enough)"),
+    NUM("heartbeat-ms", CONFIG_U64, heartbeat_ms, "500", 10, 60000,
+        "ms between heartbeats to peers"),
+    NUM("suspect-ms", CONFIG_U64, suspect_ms, "1500", 20, 600000,
+        "ms of silence before a peer is suspect"),
+    NUM("dead-ms", CONFIG_U64, dead_ms, "5000", 30, 3600000,
+        "ms of silence before a peer is dead"),
+    NUM("steal-max", CONFIG_U32, steal_max, "64", 0, 4096,
+        "most jobs taken from a peer at once (0: never steal)"),
+    NUM("lend-ms", CONFIG_U64, lend_ms, "30000", 100, 86400000ULL,
+        "ms before jobs lent to a peer that never confirmed come back"),
+    NUM("replay-skew-ms", CONFIG_U64, replay_skew_ms, "30000", 1000,
+        86400000ULL,
+        "clock skew tolerated for a frame from an unknown sender"),
 };
 #define CONFIG_N (sizeof(config_opts) / sizeof(config_opts[0]))
 
@@ -178,6 +196,30 @@ struct config_file_ctx {
     int                 failed;
 };
 
+/* `peers = url, url` in [cluster]: each url is one --peer. */
+static int
+config_ini_peers(struct config_file_ctx *ctx, const char *value)
+{
+    const struct config_opt *o = config_find("peer", 4);
+    char                     one[CONFIG_STR_MAX];
+
+    while (*value != '\0') {
+        size_t len = strcspn(value, ", \t");
+
+        if (len > 0 && len < sizeof(one)) {
+            memcpy(one, value, len);
+            one[len] = '\0';
+            if (config_set(ctx->cfg, o, one, ctx->err) != CADRE_OK) {
+                ctx->failed = 1;
+                return 0;
+            }
+        }
+        value += len;
+        value += strspn(value, ", \t");
+    }
+    return 1;
+}
+
 static int
 config_ini_cb(void *user, const char *section, const char *name,
               const char *value)
@@ -185,11 +227,14 @@ config_ini_cb(void *user, const char *section, const char *name,
     struct config_file_ctx  *ctx = user;
     const struct config_opt *o;
 
-    if (strcmp(section, "node") != 0)
+    if (strcmp(section, "cluster") == 0 && strcmp(name, "peers") == 0)
+        return config_ini_peers(ctx, value);
+    if (strcmp(section, "node") != 0 && strcmp(section, "cluster") != 0)
         return 1; /* other sections belong to later features */
     o = config_find(name, strlen(name));
     if (o == NULL) {
-        cd_err_set(ctx->err, CADRE_ECONFIG, "unknown key '%s' in [node]", name);
+        cd_err_set(ctx->err, CADRE_ECONFIG, "unknown key '%s' in [%s]", name,
+                   section);
         ctx->failed = 1;
         return 0;
     }
@@ -331,6 +376,14 @@ config_load(struct node_config *cfg, int argc, char **argv, int *help,
     if (cfg->node_id[0] == '\0' &&
         gethostname(cfg->node_id, sizeof(cfg->node_id) - 1) != 0)
         snprintf(cfg->node_id, sizeof(cfg->node_id), "node");
+    if (cfg->heartbeat_ms >= cfg->suspect_ms ||
+        cfg->suspect_ms >= cfg->dead_ms)
+        return cd_err_set(err, CADRE_EUSAGE,
+                          "heartbeat-ms (%llu) < suspect-ms (%llu) < dead-ms "
+                          "(%llu) must hold",
+                          (unsigned long long)cfg->heartbeat_ms,
+                          (unsigned long long)cfg->suspect_ms,
+                          (unsigned long long)cfg->dead_ms);
     return CADRE_OK;
 }
 

@@ -37,6 +37,16 @@ struct node_config {
     uint64_t map_size_mb;
     uint64_t result_ttl_ms;
     uint64_t shutdown_grace_ms;
+    /* cluster (node/cluster.h) */
+    char     peer_listen[CONFIG_STR_MAX]; /* "": derived from listen */
+    char     peers[CONFIG_LIST_MAX][CONFIG_STR_MAX]; /* seeds: peer urls */
+    size_t   peers_n;
+    uint64_t heartbeat_ms;
+    uint64_t suspect_ms;
+    uint64_t dead_ms;
+    uint32_t steal_max; /* jobs per steal; 0: never steal */
+    uint64_t lend_ms;   /* a loan not settled by then returns */
+    uint64_t replay_skew_ms;
 };
 
 /* Fills cfg from defaults, then the config file (--config or CADRE_CONFIG),

@@ -530,6 +530,21 @@ dispatch_expire_leases(struct dispatch *d, struct turn *t, cd_err *err)
     return rc;
 }
 
+size_t
+dispatch_idle(const struct dispatch *d, const char *const **queues,
+              size_t *queues_n)
+{
+    if (queues != NULL && queues_n != NULL) {
+        *queues = NULL;
+        *queues_n = 0;
+        if (d->head != NULL) {
+            *queues = (const char *const *)d->head->m.u.fetch.queues;
+            *queues_n = d->head->m.u.fetch.queues_n;
+        }
+    }
+    return d->parked_n;
+}
+
 void
 dispatch_get_stats(struct dispatch *d, uint64_t now_mono_ms,
                    struct dispatch_stats *st)

@@ -79,6 +79,13 @@ uint64_t dispatch_expire_fetches(struct dispatch *d, struct turn *t,
  * or failed, per policy (inside t). */
 int dispatch_expire_leases(struct dispatch *d, struct turn *t, cd_err *err);
 
+/* Parked fetches (workers idle, waiting for jobs): the node's free slots in
+ * its heartbeats. queues and queues_n (may be NULL) receive the queues of the
+ * oldest parked fetch, borrowed until the next call into dispatch: what a
+ * steal asks a peer for. */
+size_t dispatch_idle(const struct dispatch *d, const char *const **queues,
+                     size_t *queues_n);
+
 void dispatch_get_stats(struct dispatch *d, uint64_t now_mono_ms,
                         struct dispatch_stats *st);
 /* Jobs handed out in this process and not yet reported by workers that are

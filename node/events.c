@@ -59,14 +59,22 @@ void
 events_publish(struct events *e, const struct msg_event *ev)
 {
     struct msg m = {.kind = MSG_EVENT};
-    size_t     size, len = 0;
-    nng_msg   *nm = NULL;
 
     m.u.event = *ev;
-    size = wire_frame_size(&m);
+    events_publish_msg(e, e->sender, &m);
+}
+
+void
+events_publish_msg(struct events *e, struct wire_sender *sender,
+                   const struct msg *m)
+{
+    size_t   size, len = 0;
+    nng_msg *nm = NULL;
+
+    size = wire_frame_size(m);
     if (size == 0 || size > e->max_frame || nng_msg_alloc(&nm, size) != 0)
         goto drop;
-    if (wire_seal(e->sender, &m, nng_msg_body(nm), size, e->max_frame, &len) !=
+    if (wire_seal(sender, m, nng_msg_body(nm), size, e->max_frame, &len) !=
         CADRE_OK)
         goto drop;
     nng_msg_chop(nm, size - len);

@@ -29,6 +29,13 @@ int events_open(struct events **out, const char *url,
  * be sealed or sent is counted and dropped. */
 void events_publish(struct events *e, const struct msg_event *ev);
 
+/* Seals m with sender (borrowed) and publishes it the same way. The
+ * cluster's heartbeats go out here, sealed with the node key: subscribers
+ * choose by the frame's first two bytes (version, role), so job-event
+ * readers never see them. */
+void events_publish_msg(struct events *e, struct wire_sender *sender,
+                        const struct msg *m);
+
 /* Events dropped so far (could not be sealed or sent). */
 uint64_t events_dropped(const struct events *e);
 

@@ -19,12 +19,15 @@
 #include "common/path.h"
 #include "node/admin.h"
 #include "node/api.h"
+#include "node/cluster.h"
 #include "node/dispatch.h"
 #include "node/events.h"
 #include "node/pool.h"
 #include "node/runs.h"
+#include "node/steal.h"
 #include "node/turn.h"
 #include "node/waits.h"
+#include "proto/replay.h"
 #include "proto/wire.h"
 #include "store/store.h"
 
@@ -36,6 +39,7 @@
 #define NODE_TASK_MAX 255
 #define NODE_UNIQUE_MAX 200     /* with the task, a key fits LMDB's 511 bytes */
 #define NODE_WAIT_MAX_IDS 10000 /* per Wait request; the client splits */
+#define NODE_REPLAY_SENDERS 16384   /* senders tracked for replays */
 
 struct node {
     const struct node_config *cfg;
@@ -45,12 +49,21 @@ struct node {
     int                       lock_fd;
     char                      url[CONFIG_STR_MAX];
     char                      events_url[CONFIG_STR_MAX];
+    char                      peer_url[CONFIG_STR_MAX];
     char                      key_path[CONFIG_STR_MAX + 32];
     char                      worker_key_path[CONFIG_STR_MAX + 32];
-    struct wire_keyring       ring;
+    struct wire_keyring       ring;      /* api socket: worker, client */
+    struct wire_keyring       peer_ring; /* peer socket: node key only */
+    struct replay            *replay;    /* every socket's frames */
     struct turn_sealer        sealer;
     store                    *store;
     struct api               *api;
+    struct api               *peer; /* requests from other nodes */
+    struct cluster           *cluster;
+    struct steal             *steal;
+    cadre_queue_stats        *self_queues; /* last heartbeat's depths */
+    const char              **self_qnames;
+    uint64_t                 *self_qready;
     struct events            *events; /* job events, published after commit */
     struct dispatch          *dispatch;
     struct waits             *waits;
@@ -61,7 +74,7 @@ struct node {
     uint64_t                  next_due_ms, next_deadline_ms;
     uint64_t                  next_fetch_mono_ms;
     uint64_t                  last_prune_mono_ms, last_sync_mono_ms;
-    uint64_t                  bad_frames, commits, commit_errors;
+    uint64_t                  bad_frames, replayed, commits, commit_errors;
     int                       stopping;
     uint64_t                  stop_deadline_mono_ms;
     int                       closed;
@@ -74,6 +87,22 @@ node_is_loopback(const char *url)
            strncmp(url, "tcp://localhost:", 16) == 0 ||
            strncmp(url, "tcp://[::1]:", 12) == 0 ||
            strncmp(url, "ipc://", 6) == 0 || strncmp(url, "inproc://", 9) == 0;
+}
+
+/* The first listen address that is not loopback (NULL if all are): with no
+ * key configured, a node must not listen there. */
+static const char *
+node_open_url(const struct node *n)
+{
+    const struct node_config *cfg = n->cfg;
+
+    if (!node_is_loopback(cfg->listen))
+        return cfg->listen;
+    if (cfg->peer_listen[0] != '\0' && !node_is_loopback(cfg->peer_listen))
+        return cfg->peer_listen;
+    if (cfg->events_listen[0] != '\0' && !node_is_loopback(cfg->events_listen))
+        return cfg->events_listen;
+    return NULL;
 }
 
 /* One node per data dir: an flock held for the process's life. */
@@ -123,12 +152,14 @@ node_keys(struct node *n, cd_err *err)
                  CD_KEY_FILE_NAME);
     rc = keys_load(n->key_path, &role, &master, err);
     if (rc == CADRE_ENOTFOUND && cfg->key_file[0] == '\0') {
-        if (!node_is_loopback(n->url))
+        const char *open_url = node_open_url(n);
+
+        if (open_url != NULL)
             return cd_err_set(err, CADRE_ECONFIG,
-                              "listen %s is not loopback and no key is "
+                              "%s is not loopback and no key is "
                               "configured: run `cadre keygen > FILE` and pass "
                               "--key-file FILE",
-                              n->url);
+                              open_url);
         keys_generate(&master);
         role = KEYS_ROLE_MASTER;
         rc = keys_save(n->key_path, KEYS_ROLE_MASTER, &master, err);
@@ -147,6 +178,12 @@ node_keys(struct node *n, cd_err *err)
         n->ring.key[r] = k;
         wire_sender_init(&n->sealer.senders[r], r, &k, 0);
     }
+    /* Other nodes speak on the peer socket (and publish heartbeats) with the
+     * node key, which workers and clients never get. */
+    keys_derive(&master, KEYS_ROLE_NODE, &k);
+    n->peer_ring.has[KEYS_ROLE_NODE] = 1;
+    n->peer_ring.key[KEYS_ROLE_NODE] = k;
+    wire_sender_init(&n->sealer.senders[KEYS_ROLE_NODE], KEYS_ROLE_NODE, &k, 0);
     snprintf(n->worker_key_path, sizeof(n->worker_key_path), "%s/worker.key",
              cfg->data_dir);
     rc = keys_save(n->worker_key_path, KEYS_ROLE_WORKER,
@@ -400,22 +437,120 @@ node_bad_frame(struct node *n, struct api_req *r, const cd_err *err)
     api_drop(r);
 }
 
+/* A frame already accepted (or too old to tell): dropped unanswered and
+ * counted. nng's own resend of a request looks the same; its sender's retry
+ * seals anew and gets through. */
+static void
+node_replayed(struct node *n, struct api_req *r, const struct wire_header *h,
+              enum replay_verdict v)
+{
+    n->replayed++;
+    if (n->replayed <= 10 || n->replayed % 1000 == 0)
+        CD_LOG_WARN("node", "NODE-REPLAY",
+                    "count=%llu verdict=%s role=%s sender=%016llx",
+                    (unsigned long long)n->replayed, replay_verdict_name(v),
+                    keys_role_name(h->role), (unsigned long long)h->sender_id);
+    api_drop(r);
+}
+
+/* Opens r's frame with the keys its socket accepts and checks it is not a
+ * replay. On failure r is dropped. */
+static int
+node_open_frame(struct node *n, struct api_req *r, struct wire_header *hdr,
+                struct msg *m)
+{
+    const struct wire_keyring *ring =
+        r->api == n->peer ? &n->peer_ring : &n->ring;
+    enum replay_verdict v;
+    cd_err              err;
+
+    memset(m, 0, sizeof(*m));
+    if (wire_open(ring, nng_msg_body(r->msg), nng_msg_len(r->msg),
+                  n->cfg->max_frame, hdr, m, &err) != CADRE_OK) {
+        node_bad_frame(n, r, &err);
+        return CADRE_EAUTH;
+    }
+    v = replay_check(n->replay, hdr, cd_now_ms());
+    if (v != REPLAY_FRESH) {
+        msg_free(m);
+        node_replayed(n, r, hdr, v);
+        return CADRE_EAUTH;
+    }
+    return CADRE_OK;
+}
+
+/* `cadre cluster members`. */
+static void
+node_members(struct node *n, struct turn *t, struct api_req *r, int role,
+             const struct msg *m)
+{
+    struct msg               reply = {.request_id = m->request_id,
+                                      .kind = MSG_MEMBERS};
+    const struct msg_member *ms;
+
+    reply.u.members.members_n = cluster_members(n->cluster, &ms);
+    reply.u.members.members = (struct msg_member *)ms;
+    turn_seal(&n->sealer, r, role, &reply);
+    turn_defer(t, r, role, m->request_id);
+}
+
+/* A request on the peer socket: only nodes get here (node key). */
+static void
+node_handle_peer(struct node *n, struct turn *t, struct api_req *r,
+                 struct msg *m)
+{
+    struct msg reply;
+
+    switch (m->kind) {
+    case MSG_HELLO:
+        cluster_hello(n->cluster, &m->u.heartbeat, &reply);
+        reply.request_id = m->request_id;
+        if (reply.kind == MSG_NONE)
+            turn_seal_error(&n->sealer, r, KEYS_ROLE_NODE, m->request_id,
+                            CADRE_ENOMEM, "out of memory");
+        else
+            turn_seal(&n->sealer, r, KEYS_ROLE_NODE, &reply);
+        turn_defer(t, r, KEYS_ROLE_NODE, m->request_id);
+        break;
+    case MSG_STEAL:
+    case MSG_SETTLE:
+        steal_serve(n->steal, t, &n->sealer, r, m);
+        break;
+    case MSG_STATUS_REQUEST:
+        node_status(n, t, r, KEYS_ROLE_NODE, m);
+        break;
+    default:
+        turn_seal_error(&n->sealer, r, KEYS_ROLE_NODE, m->request_id,
+                        CADRE_EPROTO, "unexpected message kind on the peer "
+                                      "socket");
+        turn_defer(t, r, KEYS_ROLE_NODE, m->request_id);
+        break;
+    }
+    msg_free(m);
+}
+
 static void
 node_handle(struct node *n, struct turn *t, struct api_req *r)
 {
     struct wire_header hdr;
     struct msg         m;
-    cd_err             err;
-    int                rc;
 
-    memset(&m, 0, sizeof(m));
-    rc = wire_open(&n->ring, nng_msg_body(r->msg), nng_msg_len(r->msg),
-                   n->cfg->max_frame, &hdr, &m, &err);
-    if (rc != CADRE_OK) {
-        node_bad_frame(n, r, &err);
+    if (node_open_frame(n, r, &hdr, &m) != CADRE_OK)
+        return;
+    if (r->api == n->peer) {
+        node_handle_peer(n, t, r, &m);
         return;
     }
     switch (m.kind) {
+    case MSG_HELLO:
+    case MSG_HEARTBEAT:
+    case MSG_STEAL:
+    case MSG_SETTLE:
+        turn_seal_error(&n->sealer, r, hdr.role, m.request_id, CADRE_EAUTH,
+                        "cluster requests need the node key, on the peer "
+                        "socket");
+        turn_defer(t, r, hdr.role, m.request_id);
+        break;
     case MSG_DISPATCH:
         node_dispatch(n, t, r, hdr.role, &m);
         break;
@@ -454,6 +589,10 @@ node_handle(struct node *n, struct turn *t, struct api_req *r)
     default:
         if (m.kind == MSG_ADMIN && m.u.admin.op == MSG_ADMIN_WORKERS_RESTART) {
             node_restart_workers(n, t, r, hdr.role, &m);
+            break;
+        }
+        if (m.kind == MSG_ADMIN && m.u.admin.op == MSG_ADMIN_CLUSTER_MEMBERS) {
+            node_members(n, t, r, hdr.role, &m);
             break;
         }
         if (admin_handle(n->admin, t, &n->sealer, r, hdr.role, &m))
@@ -525,6 +664,20 @@ node_publish(struct node *n, const struct turn *t)
     }
 }
 
+/* Idle workers and nothing ready here for them: ask a loaded peer. */
+static void
+node_maybe_steal(struct node *n)
+{
+    const char *const *queues = NULL;
+    size_t             queues_n = 0;
+    size_t             idle = dispatch_idle(n->dispatch, &queues, &queues_n);
+
+    if (n->steal == NULL || idle == 0)
+        return;
+    steal_maybe(n->steal, idle, queues, queues_n,
+                store_ready_in(n->store, queues, queues_n));
+}
+
 static void
 node_turn(struct node *n, struct api_req *list)
 {
@@ -545,6 +698,7 @@ node_turn(struct node *n, struct api_req *list)
     t.keep_finished = !waits_empty(n->waits);
     t.keep_events = n->events != NULL;
     node_closed_pipes(n);
+    cluster_poll(n->cluster, &t); /* heartbeats; replies of peers */
     for (struct api_req *r = list, *next; r != NULL; r = next) {
         next = r->next;
         node_handle(n, &t, r);
@@ -552,8 +706,10 @@ node_turn(struct node *n, struct api_req *list)
     node_timed_work(n, &t);
     if (cd_mono_ms() >= runs_next_mono_ms(n->runs))
         runs_tick(n->runs, cd_mono_ms()); /* re-queued tasks: pumped below */
-    if (!n->stopping)
+    if (!n->stopping) {
         dispatch_pump(n->dispatch, &t, &n->sealer);
+        node_maybe_steal(n);
+    }
     n->next_fetch_mono_ms = dispatch_expire_fetches(n->dispatch, &t, &n->sealer,
                                                     cd_mono_ms(), n->stopping);
     store_next_times(txn, &n->next_due_ms, &n->next_deadline_ms, &err);
@@ -570,6 +726,7 @@ node_turn(struct node *n, struct api_req *list)
     }
     turn_flush(&t, &n->sealer, ok, ok ? CADRE_OK : err.code,
                ok ? NULL : err.msg);
+    steal_committed(n->steal, ok); /* settle what this turn adopted */
     if (ok && t.finished_n > 0)
         waits_notify(n->waits, &t, &n->sealer);
     if (ok)
@@ -583,6 +740,32 @@ node_api_cb(void *arg)
     struct node *n = arg;
 
     node_turn(n, api_take(n->api));
+}
+
+static void
+node_peer_cb(void *arg)
+{
+    struct node *n = arg;
+
+    node_turn(n, api_take(n->peer));
+}
+
+/* The cluster queued heartbeats or replies. */
+static void
+node_cluster_cb(void *arg)
+{
+    node_turn(arg, NULL);
+}
+
+static void
+node_close_cluster(struct node *n)
+{
+    cluster_close(n->cluster); /* drops requests in flight: no callbacks */
+    n->cluster = NULL;
+    steal_free(n->steal);
+    n->steal = NULL;
+    api_close(n->peer);
+    n->peer = NULL;
 }
 
 static void
@@ -608,6 +791,7 @@ node_finish(struct node *n)
     uv_close((uv_handle_t *)&n->sigint, NULL);
     api_close(n->api);
     n->api = NULL;
+    node_close_cluster(n);
     pool_close(n->pool);
     n->pool = NULL;
 }
@@ -737,6 +921,104 @@ node_open_events(struct node *n, cd_err *err)
                        err);
 }
 
+/* The node as its heartbeats describe it. */
+static void
+node_self(void *arg, struct cluster_self *out)
+{
+    struct node          *n = arg;
+    struct dispatch_stats ds;
+    size_t                qn = 0;
+    cd_err                err;
+
+    dispatch_get_stats(n->dispatch, cd_mono_ms(), &ds);
+    out->workers = ds.workers;
+    out->free_slots = (uint32_t)dispatch_idle(n->dispatch, NULL, NULL);
+    cd_free(n->self_queues);
+    cd_free(n->self_qnames);
+    cd_free(n->self_qready);
+    n->self_queues = NULL;
+    n->self_qnames = NULL;
+    n->self_qready = NULL;
+    if (store_stats(n->store, cd_now_ms(), &n->self_queues, &qn, &err) !=
+        CADRE_OK)
+        return;
+    n->self_qnames = cd_calloc(qn ? qn : 1, sizeof(*n->self_qnames));
+    n->self_qready = cd_calloc(qn ? qn : 1, sizeof(*n->self_qready));
+    if (n->self_qnames == NULL || n->self_qready == NULL)
+        return;
+    for (size_t i = 0; i < qn; i++) {
+        n->self_qnames[i] = n->self_queues[i].name;
+        n->self_qready[i] = store_queue_paused(n->store, n->self_queues[i].name)
+                                ? 0
+                                : n->self_queues[i].ready;
+        out->ready += n->self_qready[i];
+    }
+    out->queue_names = n->self_qnames;
+    out->queue_ready = n->self_qready;
+    out->queues_n = qn;
+}
+
+static void
+node_member_cb(void *arg, const char *node_id, int state)
+{
+    (void)arg;
+    (void)node_id;
+    (void)state; /* run() re-spreads a dead peer's tasks: node/runs.c */
+}
+
+/* The peer socket (derived from listen unless set), the cluster and the
+ * stealer. */
+static int
+node_open_cluster(struct node *n, cd_err *err)
+{
+    const struct node_config *cfg = n->cfg;
+    const char               *seeds[CONFIG_LIST_MAX];
+    char                      url[CONFIG_STR_MAX];
+    struct cluster_config     cc = {0};
+    struct steal_config       sc = {.node_id = cfg->node_id,
+                                    .steal_max = cfg->steal_max,
+                                    .lend_ms = cfg->lend_ms,
+                                    .backoff_ms = cfg->heartbeat_ms};
+    int                       rc;
+
+    if (cfg->peer_listen[0] != '\0')
+        snprintf(url, sizeof(url), "%s", cfg->peer_listen);
+    else if (cd_peer_url_from(cfg->listen, url, sizeof(url)) != CADRE_OK)
+        return cd_err_set(err, CADRE_ECONFIG,
+                          "cannot derive a peer url from listen %s: set "
+                          "peer-listen",
+                          cfg->listen);
+    rc = api_open(&n->peer, &n->loop, url, cfg->max_frame, node_peer_cb, n,
+                  n->peer_url, sizeof(n->peer_url), err);
+    if (rc != CADRE_OK)
+        return cd_err_wrap(err, "peer socket");
+    for (size_t i = 0; i < cfg->peers_n; i++)
+        seeds[i] = cfg->peers[i];
+    cc.node_id = cfg->node_id;
+    cc.peer_url = n->peer_url;
+    cc.events_url = n->events_url;
+    cc.api_url = n->url;
+    cc.seeds = seeds;
+    cc.seeds_n = cfg->peers_n;
+    cc.heartbeat_ms = cfg->heartbeat_ms;
+    cc.suspect_ms = cfg->suspect_ms;
+    cc.dead_ms = cfg->dead_ms;
+    cc.max_frame = cfg->max_frame;
+    cc.sender = &n->sealer.senders[KEYS_ROLE_NODE];
+    cc.ring = &n->peer_ring;
+    cc.replay = n->replay;
+    cc.events = n->events;
+    cc.self_cb = node_self;
+    cc.ready_cb = node_cluster_cb;
+    cc.member_cb = node_member_cb;
+    cc.arg = n;
+    if ((rc = cluster_open(&n->cluster, &n->loop, &cc, err)) != CADRE_OK)
+        return rc;
+    if (steal_new(&sc, n->cluster, &n->steal) != CADRE_OK)
+        return cd_err_set(err, CADRE_ENOMEM, "out of memory");
+    return CADRE_OK;
+}
+
 static int
 node_open(struct node *n, cd_err *err)
 {
@@ -782,6 +1064,11 @@ node_open(struct node *n, cd_err *err)
         return rc;
     if ((rc = node_open_events(n, err)) != CADRE_OK)
         return rc;
+    if (replay_new(NODE_REPLAY_SENDERS, n->cfg->replay_skew_ms, &n->replay) !=
+        CADRE_OK)
+        return cd_err_set(err, CADRE_ENOMEM, "out of memory");
+    if ((rc = node_open_cluster(n, err)) != CADRE_OK)
+        return rc;
     return node_start_pool(n, err);
 }
 
@@ -805,6 +1092,7 @@ node_close(struct node *n)
         uv_close((uv_handle_t *)&n->sigterm, NULL);
         uv_close((uv_handle_t *)&n->sigint, NULL);
         api_close(n->api);
+        node_close_cluster(n);
         if (n->pool != NULL) {
             pool_kill(n->pool);
             while (pool_alive(n->pool) > 0 && uv_run(&n->loop, UV_RUN_ONCE))
@@ -818,6 +1106,10 @@ node_close(struct node *n)
     runs_free(n->runs);
     admin_free(n->admin);
     events_close(n->events);
+    replay_free(n->replay);
+    cd_free(n->self_queues);
+    cd_free(n->self_qnames);
+    cd_free(n->self_qready);
     store_close(n->store);
     uv_loop_close(&n->loop);
     if (n->lock_fd >= 0)
@@ -848,10 +1140,12 @@ node_run(const struct node_config *cfg, cd_err *err)
     uv_signal_start(&n.sigint, node_signal_cb, SIGINT);
     uv_timer_start(&n.tick, node_tick_cb, NODE_TICK_MS, NODE_TICK_MS);
     CD_LOG_NOTICE("node", "NODE-READY",
-                  "api=%s data=%s workers=%u sync=%d events=%s", n.url,
-                  cfg->data_dir, cfg->workers, cfg->sync, n.events_url);
-    printf("cadre node ready api=%s data=%s pid=%d events=%s\n", n.url,
-           cfg->data_dir, (int)getpid(), n.events_url);
+                  "id=%s api=%s data=%s workers=%u sync=%d events=%s peer=%s",
+                  cfg->node_id, n.url, cfg->data_dir, cfg->workers, cfg->sync,
+                  n.events_url, n.peer_url);
+    printf("cadre node ready api=%s data=%s pid=%d events=%s peer=%s id=%s\n",
+           n.url, cfg->data_dir, (int)getpid(), n.events_url, n.peer_url,
+           cfg->node_id);
     fflush(stdout);
     uv_run(&n.loop, UV_RUN_DEFAULT);
     node_close(&n);

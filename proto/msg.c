@@ -35,6 +35,9 @@ _Static_assert((int)MSG_ADMIN_FAILED_RETRY ==
                    (int)MSG_ADMIN_WORKERS_RESTART ==
                        (int)CADRE__ADMIN_OP__ADMIN_WORKERS_RESTART,
                "admin ops match cadre.proto");
+_Static_assert((int)MSG_ADMIN_CLUSTER_MEMBERS ==
+                   (int)CADRE__ADMIN_OP__ADMIN_CLUSTER_MEMBERS,
+               "admin ops match cadre.proto");
 
 /* ---- allocator ---------------------------------------------------------- */
 
@@ -179,6 +182,26 @@ union msg_chunk {
         Cadre__RunResult *p[MSG_CHUNK];
         Cadre__RunResult  res[MSG_CHUNK];
     } run_reply;
+    struct {
+        Cadre__Heartbeat h;
+        Cadre__Member    self;
+        Cadre__Member   *p[MSG_CHUNK];
+        Cadre__Member    m[MSG_CHUNK];
+    } heartbeat;
+    struct {
+        Cadre__Members ms;
+        Cadre__Member *p[MSG_CHUNK];
+        Cadre__Member  m[MSG_CHUNK];
+    } members;
+    Cadre__Steal steal;
+    struct {
+        Cadre__StealReply   r;
+        ProtobufCBinaryData recs[MSG_CHUNK];
+    } steal_reply;
+    struct {
+        Cadre__Settle       s;
+        ProtobufCBinaryData ids[MSG_CHUNK];
+    } settle;
 };
 
 /* protobuf-c takes non-const pointers but only reads them when packing. */
@@ -248,6 +271,15 @@ msg_body_count(const struct msg *m)
         return m->u.run.tasks_n;
     case MSG_RUN_REPLY:
         return m->u.run_reply.results_n;
+    case MSG_HEARTBEAT:
+    case MSG_HELLO:
+        return m->u.heartbeat.peers_n;
+    case MSG_MEMBERS:
+        return m->u.members.members_n;
+    case MSG_STEAL_REPLY:
+        return m->u.steal_reply.records_n;
+    case MSG_SETTLE:
+        return m->u.settle.ids_n;
     default:
         return 0;
     }
@@ -291,6 +323,18 @@ msg_body_field(enum msg_kind kind)
         return CADRE__ENVELOPE__BODY_RUN_REPLY;
     case MSG_EVENT:
         return CADRE__ENVELOPE__BODY_EVENT;
+    case MSG_HEARTBEAT:
+        return CADRE__ENVELOPE__BODY_HEARTBEAT;
+    case MSG_HELLO:
+        return CADRE__ENVELOPE__BODY_HELLO;
+    case MSG_MEMBERS:
+        return CADRE__ENVELOPE__BODY_MEMBERS;
+    case MSG_STEAL:
+        return CADRE__ENVELOPE__BODY_STEAL;
+    case MSG_STEAL_REPLY:
+        return CADRE__ENVELOPE__BODY_STEAL_REPLY;
+    case MSG_SETTLE:
+        return CADRE__ENVELOPE__BODY_SETTLE;
     default:
         return 0;
     }
@@ -576,6 +620,142 @@ msg_run_chunk_build(const struct msg *m, size_t start, size_t k, int first,
     return NULL;
 }
 
+/* ---- cluster messages ---- */
+
+static int
+msg_strs_ok(const char *const *v, size_t n)
+{
+    if (n > 0 && v == NULL)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (v[i] == NULL)
+            return 0;
+    return 1;
+}
+
+static int
+msg_member_build(Cadre__Member *o, const struct msg_member *in)
+{
+    if (!msg_strs_ok(in->queue_names, in->queues_n) ||
+        (in->queues_n > 0 && in->queue_ready == NULL) ||
+        in->state > MSG_MEMBER_SELF)
+        return -1;
+    cadre__member__init(o);
+    o->node_id = msg_str(in->node_id);
+    o->peer_url = msg_str(in->peer_url);
+    o->events_url = msg_str(in->events_url);
+    o->api_url = msg_str(in->api_url);
+    o->state = in->state;
+    o->last_heard_ms = in->last_heard_ms;
+    o->workers = in->workers;
+    o->free_slots = in->free_slots;
+    o->ready = in->ready;
+    o->n_queue_names = in->queues_n;
+    o->queue_names = (char **)in->queue_names;
+    o->n_queue_ready = in->queues_n;
+    o->queue_ready = (uint64_t *)in->queue_ready;
+    o->version = msg_str(in->version);
+    o->leader = msg_str(in->leader);
+    o->boot_id = in->boot_id;
+    return 0;
+}
+
+static const ProtobufCMessage *
+msg_heartbeat_chunk_build(const struct msg *m, size_t start, size_t k,
+                          int first, union msg_chunk *c)
+{
+    const struct msg_heartbeat *h = &m->u.heartbeat;
+
+    if (h->peers_n > 0 && h->peers == NULL)
+        return NULL;
+    cadre__heartbeat__init(&c->heartbeat.h);
+    if (first) {
+        if (msg_member_build(&c->heartbeat.self, &h->self) != 0)
+            return NULL;
+        c->heartbeat.h.self = &c->heartbeat.self;
+        c->heartbeat.h.seq = h->seq;
+    }
+    for (size_t i = 0; i < k; i++) {
+        if (msg_member_build(&c->heartbeat.m[i], &h->peers[start + i]) != 0)
+            return NULL;
+        c->heartbeat.p[i] = &c->heartbeat.m[i];
+    }
+    c->heartbeat.h.n_peers = k;
+    c->heartbeat.h.peers = c->heartbeat.p;
+    return &c->heartbeat.h.base;
+}
+
+/* The cluster messages' chunks (see msg_chunk_build). */
+static const ProtobufCMessage *
+msg_cluster_chunk_build(const struct msg *m, size_t start, size_t k,
+                        int first, union msg_chunk *c)
+{
+    switch (m->kind) {
+    case MSG_HEARTBEAT:
+    case MSG_HELLO:
+        return msg_heartbeat_chunk_build(m, start, k, first, c);
+    case MSG_MEMBERS: {
+        const struct msg_members *ms = &m->u.members;
+
+        if (ms->members_n > 0 && ms->members == NULL)
+            return NULL;
+        cadre__members__init(&c->members.ms);
+        for (size_t i = 0; i < k; i++) {
+            if (msg_member_build(&c->members.m[i], &ms->members[start + i]) !=
+                0)
+                return NULL;
+            c->members.p[i] = &c->members.m[i];
+        }
+        c->members.ms.n_members = k;
+        c->members.ms.members = c->members.p;
+        return &c->members.ms.base;
+    }
+    case MSG_STEAL: {
+        const struct msg_steal *st = &m->u.steal;
+
+        if (!msg_strs_ok(st->queues, st->queues_n))
+            return NULL;
+        cadre__steal__init(&c->steal);
+        c->steal.n_queues = st->queues_n;
+        c->steal.queues = (char **)st->queues;
+        c->steal.max = st->max;
+        c->steal.thief = msg_str(st->thief);
+        return &c->steal.base;
+    }
+    case MSG_STEAL_REPLY: {
+        const struct msg_steal_reply *r = &m->u.steal_reply;
+
+        if (r->records_n > 0 && r->records == NULL)
+            return NULL;
+        cadre__steal_reply__init(&c->steal_reply.r);
+        for (size_t i = 0; i < k; i++) {
+            if (!msg_bytes_ok(&r->records[start + i]))
+                return NULL;
+            c->steal_reply.recs[i] = msg_pb_bytes(&r->records[start + i]);
+        }
+        c->steal_reply.r.n_records = k;
+        c->steal_reply.r.records = c->steal_reply.recs;
+        return &c->steal_reply.r.base;
+    }
+    case MSG_SETTLE: {
+        const struct msg_settle *se = &m->u.settle;
+
+        if (se->ids_n > 0 && se->ids == NULL)
+            return NULL;
+        cadre__settle__init(&c->settle.s);
+        if (first)
+            c->settle.s.thief = msg_str(se->thief);
+        for (size_t i = 0; i < k; i++)
+            c->settle.ids[i] = msg_pb_id(&se->ids[start + i]);
+        c->settle.s.n_ids = k;
+        c->settle.s.ids = c->settle.ids;
+        return &c->settle.s.base;
+    }
+    default:
+        return NULL;
+    }
+}
+
 /* Builds into c the chunk of m's body that starts at element *pos and moves
  * *pos past it. Scalars and borrowed arrays go into the first chunk only.
  * Returns the message to pack, or NULL if m is invalid. */
@@ -770,6 +950,13 @@ msg_chunk_build(const struct msg *m, size_t *pos, union msg_chunk *c)
     case MSG_RUN:
     case MSG_RUN_REPLY:
         return msg_run_chunk_build(m, start, k, first, c);
+    case MSG_HEARTBEAT:
+    case MSG_HELLO:
+    case MSG_MEMBERS:
+    case MSG_STEAL:
+    case MSG_STEAL_REPLY:
+    case MSG_SETTLE:
+        return msg_cluster_chunk_build(m, start, k, first, c);
     default:
         return NULL;
     }
@@ -1335,6 +1522,129 @@ msg_run_reply_get(const Cadre__RunReply *in, struct msg_run_reply *out)
     return CADRE_OK;
 }
 
+static void
+msg_member_get(const Cadre__Member *in, struct msg_member *out)
+{
+    out->node_id = in->node_id;
+    out->peer_url = in->peer_url;
+    out->events_url = in->events_url;
+    out->api_url = in->api_url;
+    out->state = in->state;
+    out->last_heard_ms = in->last_heard_ms;
+    out->workers = in->workers;
+    out->free_slots = in->free_slots;
+    out->ready = in->ready;
+    out->queue_names = (const char **)in->queue_names;
+    out->queue_ready = in->queue_ready;
+    out->queues_n = in->n_queue_names;
+    out->version = in->version;
+    out->leader = in->leader;
+    out->boot_id = in->boot_id;
+}
+
+static int
+msg_member_ok(const Cadre__Member *in)
+{
+    return in->n_queue_names == in->n_queue_ready &&
+           in->state <= MSG_MEMBER_SELF;
+}
+
+/* Members of a Heartbeat (peers) or Members (members) into one array. */
+static int
+msg_members_get(Cadre__Member **in, size_t n, struct msg_member **out)
+{
+    struct msg_member *ms;
+    int                rc;
+
+    for (size_t i = 0; i < n; i++)
+        if (!msg_member_ok(in[i]))
+            return CADRE_EPROTO;
+    rc = msg_array_new(n, sizeof(*ms), (void **)&ms);
+    if (rc != CADRE_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        msg_member_get(in[i], &ms[i]);
+    *out = ms;
+    return CADRE_OK;
+}
+
+static int
+msg_heartbeat_get(const Cadre__Heartbeat *in, struct msg_heartbeat *out)
+{
+    if (in->self == NULL || !msg_member_ok(in->self) ||
+        in->self->node_id[0] == '\0')
+        return CADRE_EPROTO;
+    msg_member_get(in->self, &out->self);
+    out->seq = in->seq;
+    out->peers_n = in->n_peers;
+    return msg_members_get(in->peers, in->n_peers, &out->peers);
+}
+
+static int
+msg_steal_reply_get(const Cadre__StealReply *in, struct msg_steal_reply *out)
+{
+    msg_bytes *rs;
+    int        rc = msg_array_new(in->n_records, sizeof(*rs), (void **)&rs);
+
+    if (rc != CADRE_OK)
+        return rc;
+    for (size_t i = 0; i < in->n_records; i++)
+        rs[i] = msg_bytes_get(&in->records[i]);
+    out->records = rs;
+    out->records_n = in->n_records;
+    return CADRE_OK;
+}
+
+static int
+msg_cluster_get(const Cadre__Envelope *e, struct msg *out)
+{
+    switch (e->body_case) {
+    case CADRE__ENVELOPE__BODY_HEARTBEAT:
+    case CADRE__ENVELOPE__BODY_HELLO: {
+        const Cadre__Heartbeat *h =
+            e->body_case == CADRE__ENVELOPE__BODY_HELLO ? e->hello
+                                                        : e->heartbeat;
+
+        out->kind = e->body_case == CADRE__ENVELOPE__BODY_HELLO
+                        ? MSG_HELLO
+                        : MSG_HEARTBEAT;
+        return h == NULL ? CADRE_EPROTO
+                         : msg_heartbeat_get(h, &out->u.heartbeat);
+    }
+    case CADRE__ENVELOPE__BODY_MEMBERS:
+        out->kind = MSG_MEMBERS;
+        if (e->members == NULL)
+            return CADRE_EPROTO;
+        out->u.members.members_n = e->members->n_members;
+        return msg_members_get(e->members->members, e->members->n_members,
+                               &out->u.members.members);
+    case CADRE__ENVELOPE__BODY_STEAL:
+        out->kind = MSG_STEAL;
+        if (e->steal == NULL)
+            return CADRE_EPROTO;
+        out->u.steal.queues = (const char **)e->steal->queues;
+        out->u.steal.queues_n = e->steal->n_queues;
+        out->u.steal.max = e->steal->max;
+        out->u.steal.thief = e->steal->thief;
+        return CADRE_OK;
+    case CADRE__ENVELOPE__BODY_STEAL_REPLY:
+        out->kind = MSG_STEAL_REPLY;
+        return e->steal_reply == NULL
+                   ? CADRE_EPROTO
+                   : msg_steal_reply_get(e->steal_reply, &out->u.steal_reply);
+    case CADRE__ENVELOPE__BODY_SETTLE:
+        out->kind = MSG_SETTLE;
+        if (e->settle == NULL)
+            return CADRE_EPROTO;
+        out->u.settle.thief = e->settle->thief;
+        out->u.settle.ids_n = e->settle->n_ids;
+        return msg_ids_get(e->settle->ids, e->settle->n_ids,
+                           &out->u.settle.ids);
+    default:
+        return CADRE_EPROTO; /* no body, or one this build does not know */
+    }
+}
+
 /* Fills out's body from e. Returns CADRE_EPROTO or CADRE_ENOMEM; nothing is
  * left allocated on failure. */
 static int
@@ -1413,7 +1723,7 @@ msg_body_get(const Cadre__Envelope *e, struct msg *out)
         return e->event == NULL ? CADRE_EPROTO
                                 : msg_event_get(e->event, &out->u.event);
     default:
-        return CADRE_EPROTO; /* no body, or one this build does not know */
+        return msg_cluster_get(e, out);
     }
 }
 
@@ -1493,6 +1803,19 @@ msg_free(struct msg *m)
         case MSG_RUN_REPLY:
             cd_free(m->u.run_reply.results);
             break;
+        case MSG_HEARTBEAT:
+        case MSG_HELLO:
+            cd_free(m->u.heartbeat.peers);
+            break;
+        case MSG_MEMBERS:
+            cd_free(m->u.members.members);
+            break;
+        case MSG_STEAL_REPLY:
+            cd_free(m->u.steal_reply.records);
+            break;
+        case MSG_SETTLE:
+            cd_free(m->u.settle.ids);
+            break;
         default:
             break;
         }
@@ -1539,6 +1862,18 @@ msg_kind_name(enum msg_kind kind)
         return "run_reply";
     case MSG_EVENT:
         return "event";
+    case MSG_HEARTBEAT:
+        return "heartbeat";
+    case MSG_HELLO:
+        return "hello";
+    case MSG_MEMBERS:
+        return "members";
+    case MSG_STEAL:
+        return "steal";
+    case MSG_STEAL_REPLY:
+        return "steal_reply";
+    case MSG_SETTLE:
+        return "settle";
     }
     return "unknown";
 }

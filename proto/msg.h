@@ -175,7 +175,8 @@ enum msg_admin_op {
     MSG_ADMIN_QUEUE_RESUME = 7,
     MSG_ADMIN_QUEUE_PAUSED = 8,
     MSG_ADMIN_WORKERS_RESTART = 9,
-    MSG_ADMIN_OP_LAST = MSG_ADMIN_WORKERS_RESTART,
+    MSG_ADMIN_CLUSTER_MEMBERS = 10,
+    MSG_ADMIN_OP_LAST = MSG_ADMIN_CLUSTER_MEMBERS,
 };
 
 struct msg_admin {
@@ -250,6 +251,65 @@ struct msg_event {
     const char  *error_type; /* NULL or "" when none */
 };
 
+/* ---- cluster (cadre.proto: Member, Heartbeat, Members, Steal, StealReply,
+ * Settle; node/cluster.c) ---- */
+
+enum msg_member_state {
+    MSG_MEMBER_NONE = 0,
+    MSG_MEMBER_ALIVE = 1,
+    MSG_MEMBER_SUSPECT = 2,
+    MSG_MEMBER_DEAD = 3,
+    MSG_MEMBER_SELF = 4,
+};
+
+struct msg_member {
+    const char     *node_id;
+    const char     *peer_url;
+    const char     *events_url;
+    const char     *api_url;
+    uint32_t        state; /* enum msg_member_state */
+    uint64_t        last_heard_ms;
+    uint32_t        workers;
+    uint32_t        free_slots;
+    uint64_t        ready;
+    const char    **queue_names; /* queues_n each */
+    const uint64_t *queue_ready;
+    size_t          queues_n;
+    const char     *version;
+    const char     *leader;
+    uint64_t        boot_id;
+};
+
+struct msg_heartbeat {
+    struct msg_member  self;
+    struct msg_member *peers; /* id and addresses only */
+    size_t             peers_n;
+    uint64_t           seq;
+};
+
+struct msg_members {
+    struct msg_member *members;
+    size_t             members_n;
+};
+
+struct msg_steal {
+    const char **queues;
+    size_t       queues_n;
+    uint32_t     max;
+    const char  *thief;
+};
+
+struct msg_steal_reply {
+    msg_bytes *records; /* record.proto JobRecords */
+    size_t     records_n;
+};
+
+struct msg_settle {
+    cadre_job_id *ids;
+    size_t        ids_n;
+    const char   *thief;
+};
+
 enum msg_kind {
     MSG_NONE = 0,
     MSG_DISPATCH,
@@ -268,6 +328,12 @@ enum msg_kind {
     MSG_RUN,
     MSG_RUN_REPLY,
     MSG_EVENT,
+    MSG_HEARTBEAT,
+    MSG_HELLO, /* a Heartbeat sent as a request */
+    MSG_MEMBERS,
+    MSG_STEAL,
+    MSG_STEAL_REPLY,
+    MSG_SETTLE,
 };
 
 /* One Envelope. For MSG_STATUS, status.queues (and status itself) follow the
@@ -291,6 +357,11 @@ struct msg {
         struct msg_run            run;
         struct msg_run_reply      run_reply;
         struct msg_event          event;
+        struct msg_heartbeat      heartbeat; /* MSG_HEARTBEAT, MSG_HELLO */
+        struct msg_members        members;
+        struct msg_steal          steal;
+        struct msg_steal_reply    steal_reply;
+        struct msg_settle         settle;
     } u;
     void *owner_; /* decoder's allocation; private */
 };
