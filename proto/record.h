@@ -45,7 +45,8 @@ struct record_job {
     const char     *unique_key; /* "" or NULL: not a unique job */
     uint64_t        unique_until_ms;
     int             unique_until_processing;
-    void           *owner_; /* decoded: the allocation borrowed from */
+    const char     *lent_to; /* "" or NULL: not lent to another node */
+    void           *owner_;  /* decoded: the allocation borrowed from */
 };
 
 /* The encoded size of r in bytes. Allocates nothing. */

@@ -1,7 +1,8 @@
 /* internal.h: what store.c shares with the other store/ sources (failed.c,
- * control.c): its error helpers, record copies, index and counter upkeep,
- * and accessors to the environment behind a transaction. Nothing outside
- * store/ includes this; the module's front header is store/store.h.
+ * control.c, unique.c, lend.c): its error helpers, record copies, index and
+ * counter upkeep, and accessors to the environment behind a transaction.
+ * Nothing outside store/ includes this; the module's front header is
+ * store/store.h.
  *
  * Threads: as store.h (the store's thread only). */
 #ifndef STORE_INTERNAL_H
@@ -79,6 +80,33 @@ int store_count(store_txn *t, const char *q, size_t qlen, int state, int delta,
 /* Re-reads the ready head of queue q into c. */
 int store_head_refresh(store_txn *t, const char *q, size_t qlen,
                        struct queues_counts *c, cd_err *err);
+
+/* ---- for lend.c: the job-record steps store.c's operations are made of */
+
+/* Fills r to describe job stored in queue (borrows job's pointers). */
+void store_to_record(const struct store_job *job, const char *queue,
+                     struct record_job *r);
+/* Hands out the next seq or lease number (persisted at commit). */
+uint64_t store_next(store *s);
+/* Encodes r under r->id in db. With MDB_NOOVERWRITE in flags, *exists (if
+ * not NULL) reports a record already there, which is then left alone. */
+int store_write(store_txn *t, int db, const struct record_job *r,
+                unsigned flags, int *exists, cd_err *err);
+/* Puts a [time][id] -> val entry into db (delayed, reserved). */
+int store_time_put(store_txn *t, int db, uint64_t time, const cadre_job_id *id,
+                   const void *val, size_t val_len, cd_err *err);
+/* Reads the pending record of id with its queue's length. Returns
+ * CADRE_ENOTFOUND, CADRE_ECORRUPT (not a pending state, bad queue),
+ * CADRE_ENOMEM, CADRE_EIO; on success free *r with record_job_free. */
+int store_read_pending(store_txn *t, const cadre_job_id *id,
+                       struct record_job *r, size_t *qlen, cd_err *err);
+/* Takes the pending job described by its stored record old out of its
+ * index entry and its counters (lent included). */
+int store_unindex(store_txn *t, const struct record_job *old, size_t oqlen,
+                  cd_err *err);
+/* Counts a job entering (delta > 0) or leaving the lent set (store_lent):
+ * only state RESERVED with lent_to set counts; undone with the txn. */
+void store_lent_count(store_txn *t, int state, const char *lent_to, int delta);
 
 /* Reads the paused queues from meta into the counters (store_open; store/
  * control.c). txn is the open's write txn. */

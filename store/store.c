@@ -47,6 +47,8 @@ struct store {
     uint64_t         result_ttl_ms;
     uint64_t         next_seq; /* next seq or lease to hand out; never 0 */
     uint64_t         next_seq_at_begin;
+    uint64_t         lent; /* RESERVED jobs with lent_to set (store_lent) */
+    uint64_t         lent_at_begin;
     struct queues    queues;
     struct store_txn wtxn; /* the write txn, while wtxn_open */
     int              wtxn_open;
@@ -161,11 +163,12 @@ store_job_fini(struct store_job *job)
     cd_free(job->error);
     cd_free(job->result);
     cd_free(job->unique_key);
+    cd_free(job->lent_to);
     memset(job, 0, sizeof(*job));
 }
 
 /* Fills r to describe job in queue (borrows job's pointers). */
-static void
+void
 store_to_record(const struct store_job *job, const char *queue,
                 struct record_job *r)
 {
@@ -198,6 +201,7 @@ store_to_record(const struct store_job *job, const char *queue,
     r->unique_key = job->unique_key;
     r->unique_until_ms = job->unique_until_ms;
     r->unique_until_processing = job->unique_until_processing;
+    r->lent_to = job->lent_to;
 }
 
 /* Copies the decoded record r into *out (owned copies; empty error strings
@@ -255,6 +259,9 @@ store_from_record(const struct record_job *r, struct store_job *out,
         goto nomem;
     out->unique_until_ms = r->unique_until_ms;
     out->unique_until_processing = r->unique_until_processing;
+    if (r->lent_to != NULL && r->lent_to[0] != '\0' &&
+        (out->lent_to = cd_strdup(r->lent_to)) == NULL)
+        goto nomem;
     return CADRE_OK;
 
 nomem:
@@ -311,7 +318,7 @@ store_cursors_close(store_txn *t)
 }
 
 /* Hands out the next seq/lease number (persisted at commit). */
-static uint64_t
+uint64_t
 store_next(store *s)
 {
     return s->next_seq++;
@@ -356,7 +363,7 @@ store_has(store_txn *t, int db, const cadre_job_id *id, int *found, cd_err *err)
 /* Encodes r straight into the LMDB page (MDB_RESERVE) under r->id in db.
  * With MDB_NOOVERWRITE in flags, *exists (if not NULL) reports a record
  * already there, which is then left alone. */
-static int
+int
 store_write(store_txn *t, int db, const struct record_job *r, unsigned flags,
             int *exists, cd_err *err)
 {
@@ -401,7 +408,7 @@ store_ready_put(store_txn *t, const char *q, size_t qlen, uint64_t *seq,
 }
 
 /* Puts a [time][id] -> value entry into db. */
-static int
+int
 store_time_put(store_txn *t, int db, uint64_t time, const cadre_job_id *id,
                const void *val, size_t val_len, cd_err *err)
 {
@@ -533,6 +540,20 @@ store_count(store_txn *t, const char *q, size_t qlen, int state, int delta,
     return CADRE_OK;
 }
 
+/* Counts a job entering (delta > 0) or leaving the lent set: RESERVED
+ * records with lent_to set. Saturates at 0, like store_count, so that a
+ * damaged record cannot wrap the counter. */
+void
+store_lent_count(store_txn *t, int state, const char *lent_to, int delta)
+{
+    if (state != STORE_RESERVED || lent_to == NULL || lent_to[0] == '\0')
+        return;
+    if (delta > 0)
+        t->s->lent++;
+    else if (t->s->lent > 0)
+        t->s->lent--;
+}
+
 /* ---- environment ------------------------------------------------------- */
 
 /* Checks the schema version; writes it into a new environment. */
@@ -618,6 +639,67 @@ out:
     return rc;
 }
 
+/* Whether the pending record of id is lent out (*lent). Unreadable
+ * records count as not lent: store_expired drops their entries later. */
+static int
+store_load_is_lent(store *s, MDB_txn *txn, const uint8_t *id, int *lent,
+                   cd_err *err)
+{
+    struct record_job r;
+    MDB_val           k = {KEYS_ID_LEN, (void *)id}, v;
+    int               rc = mdb_get(txn, s->dbi[KEYS_DB_JOBS], &k, &v);
+
+    *lent = 0;
+    if (rc == MDB_NOTFOUND)
+        return CADRE_OK;
+    if (rc != 0)
+        return store_mdb_err(s, err, rc, "mdb_get", KEYS_DB_JOBS);
+    rc = record_job_unpack(v.mv_data, v.mv_size, &r, err);
+    if (rc == CADRE_ECORRUPT)
+        return CADRE_OK;
+    if (rc != CADRE_OK)
+        return rc;
+    *lent = r.state == STORE_RESERVED && r.lent_to[0] != '\0';
+    record_job_free(&r);
+    return CADRE_OK;
+}
+
+/* Counts the lent jobs (store_lent). Unlike the other counters this reads
+ * records: the reserved index does not say whether a job is lent, and
+ * saying so there would change the layout (keys.h). Reserved jobs are the
+ * ones in flight, so there are few. */
+static int
+store_load_lent(store *s, MDB_txn *txn, cd_err *err)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val     k, v;
+    int         op = MDB_FIRST;
+    int         lent = 0;
+    int         rc = mdb_cursor_open(txn, s->dbi[KEYS_DB_RESERVED], &cur);
+
+    if (rc != 0)
+        return store_mdb_err(s, err, rc, "mdb_cursor_open", KEYS_DB_RESERVED);
+    s->lent = 0;
+    while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        if (k.mv_size != KEYS_TIME_LEN) /* store_load_times checked it */
+            continue;
+        rc = store_load_is_lent(s, txn, (const uint8_t *)k.mv_data + 8, &lent,
+                                err);
+        if (rc != CADRE_OK)
+            goto out;
+        s->lent += (uint64_t)lent;
+    }
+    if (rc != MDB_NOTFOUND) {
+        rc = store_mdb_err(s, err, rc, "mdb_cursor_get", KEYS_DB_RESERVED);
+        goto out;
+    }
+    rc = CADRE_OK;
+out:
+    mdb_cursor_close(cur);
+    return rc;
+}
+
 /* Rebuilds the counters from the indexes and reads next_seq. */
 static int
 store_load(store *s, MDB_txn *txn, cd_err *err)
@@ -685,6 +767,8 @@ store_load(store *s, MDB_txn *txn, cd_err *err)
     rc = store_load_times(s, txn, KEYS_DB_DELAYED, err);
     if (rc == CADRE_OK)
         rc = store_load_times(s, txn, KEYS_DB_RESERVED, err);
+    if (rc == CADRE_OK)
+        rc = store_load_lent(s, txn, err);
     if (rc != CADRE_OK)
         return rc;
 
@@ -922,6 +1006,7 @@ store_txn_begin(store *s, int rdonly, store_txn **out, cd_err *err)
     }
     s->wtxn_open = 1;
     s->next_seq_at_begin = s->next_seq;
+    s->lent_at_begin = s->lent;
     queues_begin(&s->queues);
     *out = t;
     return CADRE_OK;
@@ -973,6 +1058,7 @@ store_wtxn_end(store *s, int committed)
     } else {
         queues_rollback(&s->queues);
         s->next_seq = s->next_seq_at_begin;
+        s->lent = s->lent_at_begin;
     }
     s->wtxn.txn = NULL;
     s->wtxn_open = 0;
@@ -1086,6 +1172,7 @@ store_job_add(store_txn *t, struct store_job *job, uint64_t now_ms,
     r.finished_at_ms = 0;
     r.result = NULL;
     r.result_len = 0;
+    r.lent_to = NULL; /* a new job is here, not lent (store_lend) */
     rc = store_write(t, KEYS_DB_JOBS, &r, MDB_NOOVERWRITE, &found, err);
     if (rc != CADRE_OK)
         goto fail;
@@ -1200,6 +1287,10 @@ store_reserve_queue(store_txn *t, const char *q, size_t qlen, size_t max,
             break;
         }
         ra = j->opts.retry_after_ms ? j->opts.retry_after_ms : retry_after_ms;
+        /* A worker here takes it: whatever loan a caller left on a READY
+         * record is over, and store_lend_settle must not delete it. */
+        cd_free(j->lent_to);
+        j->lent_to = NULL;
         j->state = STORE_RESERVED;
         j->attempts++;
         j->reserved_until_ms = now_ms + ra;
@@ -1269,7 +1360,7 @@ fail:
 
 /* Reads the stored record of a pending job for save or finish, with its
  * validated queue name. Nothing is written. */
-static int
+int
 store_read_pending(store_txn *t, const cadre_job_id *id, struct record_job *r,
                    size_t *qlen, cd_err *err)
 {
@@ -1292,7 +1383,7 @@ store_read_pending(store_txn *t, const cadre_job_id *id, struct record_job *r,
 }
 
 /* Takes the stored job described by old out of its index and counters. */
-static int
+int
 store_unindex(store_txn *t, const struct record_job *old, size_t oqlen,
               cd_err *err)
 {
@@ -1300,6 +1391,7 @@ store_unindex(store_txn *t, const struct record_job *old, size_t oqlen,
 
     if (rc != CADRE_OK)
         return rc;
+    store_lent_count(t, (int)old->state, old->lent_to, -1);
     return store_count(t, old->queue, oqlen, (int)old->state, -1, old->seq, 0,
                        1, err);
 }
@@ -1353,8 +1445,10 @@ store_job_save(store_txn *t, struct store_job *job, cd_err *err)
     if (rc == CADRE_OK)
         rc = store_count(t, q, qlen, job->state, 1, r.seq, r.created_at_ms, 1,
                          err);
-    if (rc == CADRE_OK)
+    if (rc == CADRE_OK) {
+        store_lent_count(t, job->state, job->lent_to, 1);
         job->seq = r.seq;
+    }
 out:
     record_job_free(&old);
     if (rc != CADRE_OK) {
@@ -1398,6 +1492,7 @@ store_job_finish(store_txn *t, struct store_job *job, uint64_t now_ms,
     if (r.created_at_ms == 0)
         r.created_at_ms = old.created_at_ms;
     r.reserved_until_ms = 0;
+    r.lent_to = NULL; /* a finished job is nobody's loan */
     if (job->state == STORE_DONE) {
         /* Results are looked up, never retried: the payload is not kept. */
         r.payload = NULL;
@@ -1787,6 +1882,12 @@ store_pending(const store *s)
         n += c->ready + c->delayed + c->reserved;
     }
     return n;
+}
+
+uint64_t
+store_lent(const store *s)
+{
+    return s->lent;
 }
 
 uint64_t

@@ -83,6 +83,9 @@ struct store_job {
     char    *unique_key;
     uint64_t unique_until_ms;
     int      unique_until_processing;
+    /* RESERVED by store_lend: the node the job is lent to (store.h, "moving
+     * jobs between nodes"); NULL when not lent. */
+    char *lent_to;
 };
 
 void store_job_fini(struct store_job *job); /* accepts NULL; zeroes */
@@ -116,7 +119,8 @@ void store_txn_abort(store_txn *txn); /* accepts NULL */
  * The store copies what it needs; job is not modified but for state/seq.
  * A unique job (unique_key set) whose key is held by another pending job is
  * not stored either: *duplicate = 2 and job->id receives the holder's id.
- * A NULL or empty queue is stored as "default"; created_at_ms 0 as now_ms.
+ * A NULL or empty queue is stored as "default"; created_at_ms 0 as now_ms;
+ * lent_to is ignored (a new job is nobody's loan).
  * Returns CADRE_EFULL, CADRE_EIO, CADRE_EINVAL (queue name too long). */
 int store_job_add(store_txn *txn, struct store_job *job, uint64_t now_ms,
                   int *duplicate, cd_err *err);
@@ -129,8 +133,9 @@ int store_job_get(store_txn *txn, const cadre_job_id *id, struct store_job *out,
  * queue in FIFO order (write txn); paused queues (store_queue_pause) are
  * skipped. Each becomes RESERVED with attempts + 1,
  * reserved_until_ms = now_ms + (opts.retry_after_ms or retry_after_ms) and a
- * fresh lease. out (max entries, caller storage) receives copies; *out_n
- * their count. On error out holds nothing to free. */
+ * fresh lease, and lent_to cleared (a worker here has it). out (max
+ * entries, caller storage) receives copies; *out_n their count. On error out
+ * holds nothing to free. */
 int store_reserve(store_txn *txn, const char *const *queues, size_t queues_n,
                   size_t max, uint64_t now_ms, uint64_t retry_after_ms,
                   struct store_job *out, size_t *out_n, cd_err *err);
@@ -140,7 +145,8 @@ int store_reserve(store_txn *txn, const char *const *queues, size_t queues_n,
  * for releases, retries and lease extensions. A READY job keeps its seq if
  * it has one, so a returned job keeps its place; pass seq = 0 to put it at
  * the back (job->seq receives the new one). job is written as a whole, so it
- * must be a full record (from store_job_get, store_reserve, store_expired).
+ * must be a full record (from store_job_get, store_reserve, store_expired);
+ * lent_to too, as given (an expired loan: set it NULL with state READY).
  * Returns CADRE_ENOTFOUND if the job is not pending, CADRE_EINVAL for
  * another state. */
 int store_job_save(store_txn *txn, struct store_job *job, cd_err *err);
@@ -161,7 +167,8 @@ int store_promote_due(store_txn *txn, uint64_t now_ms, size_t max,
 
 /* Copies up to max reserved jobs whose deadline is at or before now_ms into
  * out (caller storage), earliest first; the caller decides (node/policy) and
- * saves them. Read or write txn. */
+ * saves them. Expired loans (store_lend) are among them, lent_to set. Read
+ * or write txn. */
 int store_expired(store_txn *txn, uint64_t now_ms, struct store_job *out,
                   size_t max, size_t *out_n, cd_err *err);
 
@@ -291,5 +298,74 @@ int store_queue_paused(const store *s, const char *queue);
  * *out_n 0 if none. Returns CADRE_ENOMEM. */
 int store_paused_queues(const store *s, char ***out, size_t *out_n,
                         cd_err *err);
+
+/* ---- moving jobs between nodes (store/lend.c) --------------------------
+ * Work stealing, durably. The victim LENDS ready jobs: each stays in its
+ * store, RESERVED with lent_to = the thief (so nothing here runs it), and
+ * its transfer record goes to the thief. The thief ADOPTS the record (a
+ * commit in its own store, idempotent by id) and then tells the victim,
+ * which SETTLES the loan (deletes the job). A crash anywhere may duplicate a
+ * job, never lose it. A loan never settled is a lease like any other:
+ * store_expired returns the job with lent_to set at reserved_until_ms; the
+ * caller sets state READY and lent_to NULL (cd_free) and saves it
+ * (store_job_save), which puts it back at its old place (its seq is kept in
+ * the stored record), attempts unchanged. No messages, no policy here. */
+
+/* An encoded record. data is owned: the receiver frees it with cd_free. */
+struct store_blob {
+    uint8_t *data;
+    size_t   len;
+};
+
+/* Lends up to max READY jobs to node `to` (write txn): queues taken in the
+ * given order, each FIFO, paused queues skipped; jobs with a unique key are
+ * never lent (their key lives on this node) and stay where they are. At
+ * most 4 * max + 64 ready entries are read per call, so a queue headed by
+ * many unique jobs may lend fewer. Each lent job becomes RESERVED with
+ * lent_to = to, reserved_until_ms = now_ms + lend_ms, a fresh lease,
+ * attempts and seq unchanged. out (max entries, caller storage) receives
+ * each job's transfer record, in lending order: the job encoded
+ * (record_job_pack) as the thief should store it: state READY, seq 0,
+ * lent_to "", lease 0, reserved_until_ms 0, unique fields empty; every other
+ * field (attempts, exceptions, opts, created_at_ms, error, ...) kept. *out_n
+ * receives the count; the caller frees each out[i].data with cd_free. On
+ * error out holds nothing to free.
+ * Returns CADRE_EINVAL (to NULL or "", a queue name too long; nothing
+ * written), CADRE_ENOMEM, CADRE_EFULL, CADRE_EIO (the txn is then spent). */
+int store_lend(store_txn *txn, const char *const *queues, size_t queues_n,
+               size_t max, uint64_t now_ms, uint64_t lend_ms, const char *to,
+               struct store_blob *out, size_t *out_n, cd_err *err);
+
+/* Settles loans to `to` (write txn): deletes each of the n jobs that is
+ * RESERVED and lent to `to` (its record, index entry and counts; no result,
+ * no failed record, no done/failed total). Jobs not found, or not lent to
+ * `to`, are skipped. *settled receives how many were deleted. Idempotent.
+ * Returns CADRE_EINVAL (to NULL or ""; nothing written), CADRE_ENOMEM,
+ * CADRE_EFULL, CADRE_EIO (the txn is then spent). */
+int store_lend_settle(store_txn *txn, const cadre_job_id *ids, size_t n,
+                      const char *to, size_t *settled, cd_err *err);
+
+/* Takes in a job another node lent, from its transfer record (rec, len:
+ * borrowed for the call; write txn). It is stored READY at the back of its
+ * queue (fresh seq), or DELAYED if available_at_ms > now_ms; attempts,
+ * exceptions, options, created_at_ms and error kept. The record's state,
+ * seq, lease, deadline, lent_to and unique fields are ignored: the thief
+ * never holds a unique key. If a pending job, result or failed record with
+ * this id exists, nothing is written and *duplicate = 1 (the caller may
+ * still tell the lender it has the job), with one exception: a pending job
+ * this node itself lent out (the job came back before the loan settled)
+ * has its loan cancelled: it goes back to READY at its old place, as on
+ * expiry, so that settling that loan later cannot delete the only copy;
+ * *duplicate = 1 too. Otherwise *duplicate = 0. *id receives the job's id.
+ * Returns CADRE_ECORRUPT (rec is not a job record: undecodable, id not 16
+ * bytes, empty task, queue name too long; nothing written, the txn stays
+ * usable), CADRE_ENOMEM, CADRE_EFULL, CADRE_EIO (the txn is then spent). */
+int store_adopt(store_txn *txn, const uint8_t *rec, size_t len, uint64_t now_ms,
+                cadre_job_id *id, int *duplicate, cd_err *err);
+
+/* Number of jobs lent out now (RESERVED with lent_to set; counted at
+ * store_open from the reserved jobs' records), in memory like store_pending
+ * and with the same txn rules. Lives in store.c with the other counters. */
+uint64_t store_lent(const store *s);
 
 #endif
