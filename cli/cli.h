@@ -18,5 +18,6 @@ int cli_failed(int argc, char **argv);   /* cli/failed.c */
 int cli_queue(int argc, char **argv);    /* cli/queue.c */
 int cli_restart(int argc, char **argv);  /* cli/restart.c */
 int cli_events(int argc, char **argv);   /* cli/events.c */
+int cli_cluster(int argc, char **argv);  /* cli/cluster.c */
 
 #endif

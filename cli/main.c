@@ -23,6 +23,7 @@ static const struct main_cmd main_cmds[] = {
     {"failed", cli_failed, "list, show, retry, forget failed jobs"},
     {"queue", cli_queue, "clear, pause, resume, monitor queues"},
     {"restart", cli_restart, "replace the node's workers gracefully"},
+    {"cluster", cli_cluster, "list the cluster's members"},
     {"keygen", cli_keygen, "write a new cluster key"},
 };
 

@@ -230,6 +230,55 @@ CADRE_API void cadre_status_fini(cadre_status *s);
 
 CADRE_API void cadre_free(void *p);
 
+/* ---- cluster: members -------------------------------------------------- */
+
+/* How a node sees a member of its cluster (its heartbeats). */
+enum cadre_member_state {
+    CADRE_MEMBER_ALIVE = 1,   /* heard from recently */
+    CADRE_MEMBER_SUSPECT = 2, /* silent for the node's suspect_ms */
+    CADRE_MEMBER_DEAD = 3,    /* silent for its dead_ms */
+    CADRE_MEMBER_SELF = 4,    /* the node that answered */
+};
+
+/* The ready jobs of one queue of a member. */
+typedef struct cadre_queue_depth {
+    char     name[128];
+    uint64_t ready;
+} cadre_queue_depth;
+
+/* One member as the node that answered sees it: what it last heard from it
+ * (for itself, what it is now). Strings are NUL-terminated (truncated if
+ * longer; "" when unknown). */
+typedef struct cadre_member {
+    char               node_id[64];
+    char               peer_url[256];   /* its peer socket */
+    char               api_url[256];    /* for clients and workers */
+    char               events_url[256]; /* its job events */
+    int                state;           /* enum cadre_member_state */
+    uint64_t           last_heard_ms;   /* ms since its last heartbeat */
+    uint32_t           workers;         /* connected worker processes */
+    uint32_t           free_slots;      /* idle worker fetches parked there */
+    uint64_t           ready;           /* ready jobs in every queue */
+    char               version[32];     /* its cadre version */
+    char               leader[64];      /* the node it believes leads; "" */
+    uint64_t           boot_id;         /* random, new at each node start */
+    size_t             queues_n;        /* queues with ready jobs */
+    cadre_queue_depth *queues; /* owned by the array: see cadre_members_free */
+} cadre_member;
+
+/* The members the node knows, itself first (CADRE_MEMBER_SELF), as its
+ * membership sees them now. *out is one allocation (the array and every
+ * member's queues), NULL when *out_n is 0; the caller frees it with
+ * cadre_members_free. Returns CADRE_EINVAL for a NULL argument, CADRE_ENOMEM,
+ * CADRE_EPROTO for a node that does not know the request, or any request's
+ * error (CADRE_ETIMEDOUT...); cadre_client_errmsg says why. Any thread. */
+CADRE_API int cadre_cluster_members(cadre_client *c, cadre_member **out,
+                                    size_t *out_n);
+/* Frees the n members from cadre_cluster_members; NULL is accepted. */
+CADRE_API void cadre_members_free(cadre_member *m, size_t n);
+/* "alive", "suspect", "dead", "self"; "unknown". */
+CADRE_API const char *cadre_member_state_name(int state);
+
 /* ---- run and defer: fan-outs ------------------------------------------ */
 
 /* One task of a run or defer. */
