@@ -7,6 +7,7 @@
 #include <nng/protocol/pubsub0/sub.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -69,6 +70,9 @@ struct cluster {
     nng_msg             **inbox; /* under mu */
     size_t                inbox_n;
     struct creq          *done; /* under mu; LIFO, order does not matter */
+    uint32_t             *down; /* under mu: req sockets whose link closed */
+    size_t                down_n, down_cap;
+    atomic_int            stopping;
     struct creq          *inflight;
     struct member       **m;
     size_t                n, cap;
@@ -126,6 +130,33 @@ cluster_creq_cb(void *arg)
     pthread_mutex_lock(&c->mu);
     q->done_next = c->done;
     c->done = q;
+    pthread_mutex_unlock(&c->mu);
+    uv_async_send(&c->async);
+}
+
+/* A connection of a req socket closed. */
+static void
+cluster_pipe_cb(nng_pipe p, nng_pipe_ev ev, void *arg)
+{
+    struct cluster *c = arg;
+    nng_socket      sock = nng_pipe_socket(p);
+
+    (void)ev;
+    if (atomic_load(&c->stopping))
+        return;
+    pthread_mutex_lock(&c->mu);
+    if (c->down_n == c->down_cap) {
+        size_t    cap = c->down_cap ? c->down_cap * 2 : 16;
+        uint32_t *v = cd_realloc(c->down, cap * sizeof(*v));
+
+        if (v == NULL) { /* the member goes dead in time anyway */
+            pthread_mutex_unlock(&c->mu);
+            return;
+        }
+        c->down = v;
+        c->down_cap = cap;
+    }
+    c->down[c->down_n++] = (uint32_t)nng_socket_id(sock);
     pthread_mutex_unlock(&c->mu);
     uv_async_send(&c->async);
 }
@@ -195,6 +226,7 @@ cluster_open_req(struct cluster *c, struct member *m)
     if ((rv = nng_req0_open(&m->req)) != 0)
         return rv;
     m->req_open = 1;
+    nng_pipe_notify(m->req, NNG_PIPE_EV_REM_POST, cluster_pipe_cb, c);
     nng_socket_set_size(m->req, NNG_OPT_RECVMAXSZ, c->cfg.max_frame);
     nng_socket_set_ms(m->req, NNG_OPT_RECONNMINT, CLUSTER_RECONNECT_MIN_MS);
     nng_socket_set_ms(m->req, NNG_OPT_RECONNMAXT, CLUSTER_RECONNECT_MAX_MS);
@@ -690,6 +722,35 @@ cluster_complete(struct cluster *c, struct creq *q, void *turn)
     cluster_creq_free(c, q);
 }
 
+/* Links that closed: the member's requests may hang until it is back. */
+static void
+cluster_links(struct cluster *c)
+{
+    uint32_t ids[64];
+    size_t   n;
+
+    pthread_mutex_lock(&c->mu);
+    n = c->down_n < 64 ? c->down_n : 64;
+    memcpy(ids, c->down, n * sizeof(*ids));
+    memmove(c->down, c->down + n, (c->down_n - n) * sizeof(*ids));
+    c->down_n -= n;
+    pthread_mutex_unlock(&c->mu);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < c->n; j++) {
+            struct member *m = c->m[j];
+
+            if (m->req_open && m->id[0] != '\0' &&
+                (uint32_t)nng_socket_id(m->req) == ids[i]) {
+                CD_LOG_NOTICE("cluster", "CLUSTER-LINK-DOWN", "node=%s",
+                              m->id);
+                if (c->cfg.link_cb != NULL)
+                    c->cfg.link_cb(c->cfg.arg, m->id);
+                break;
+            }
+        }
+    }
+}
+
 void
 cluster_poll(struct cluster *c, void *turn)
 {
@@ -698,6 +759,7 @@ cluster_poll(struct cluster *c, void *turn)
     if (c == NULL)
         return;
     cluster_inbox(c);
+    cluster_links(c);
     pthread_mutex_lock(&c->mu);
     done = c->done;
     c->done = NULL;
@@ -821,6 +883,7 @@ cluster_close(struct cluster *c)
     if (c == NULL)
         return;
     c->closing = 1;
+    atomic_store(&c->stopping, 1);
     uv_timer_stop(&c->timer);
     /* Requests in flight are dropped: their owners are closing too. */
     for (struct creq *q = c->inflight; q != NULL; q = q->next)
@@ -835,6 +898,7 @@ cluster_close(struct cluster *c)
     for (size_t i = 0; i < c->inbox_n; i++)
         nng_msg_free(c->inbox[i]);
     cd_free(c->inbox);
+    cd_free(c->down);
     cd_free(c->m);
     cd_free(c->view);
     cd_free(c->ids);

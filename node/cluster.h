@@ -62,6 +62,9 @@ struct cluster_config {
     void (*ready_cb)(void *arg);
     /* A member changed state (enum msg_member_state). */
     void (*member_cb)(void *arg, const char *node_id, int state);
+    /* The connection to a member closed (it may have died: nng would resend
+     * requests in flight to it once it is back, maybe never). */
+    void (*link_cb)(void *arg, const char *node_id);
     void *arg;
 };
 

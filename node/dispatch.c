@@ -515,7 +515,17 @@ dispatch_expire_leases(struct dispatch *d, struct turn *t, cd_err *err)
     for (size_t i = 0; i < n; i++) {
         struct policy_decision dec;
 
-        if (rc == CADRE_OK) {
+        if (rc == CADRE_OK && jobs[i].lent_to != NULL) {
+            /* A loan the thief never settled: the job is ours again, at its
+             * old place, and no attempt was spent on it. */
+            t->dirty = 1;
+            CD_LOG_NOTICE("dispatch", "DISPATCH-LOAN-EXPIRED", "task=%s to=%s",
+                          jobs[i].task, jobs[i].lent_to);
+            cd_free(jobs[i].lent_to);
+            jobs[i].lent_to = NULL;
+            jobs[i].state = STORE_READY;
+            rc = store_job_save(t->txn, &jobs[i], err);
+        } else if (rc == CADRE_OK) {
             t->dirty = 1;
             d->expired++;
             CD_LOG_NOTICE("dispatch", "DISPATCH-LEASE-EXPIRED",

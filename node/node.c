@@ -24,6 +24,7 @@
 #include "node/events.h"
 #include "node/pool.h"
 #include "node/runs.h"
+#include "node/spread.h"
 #include "node/steal.h"
 #include "node/turn.h"
 #include "node/waits.h"
@@ -61,6 +62,7 @@ struct node {
     struct api               *peer; /* requests from other nodes */
     struct cluster           *cluster;
     struct steal             *steal;
+    struct spread            *spread; /* run tasks over peers */
     cadre_queue_stats        *self_queues; /* last heartbeat's depths */
     const char              **self_qnames;
     uint64_t                 *self_qready;
@@ -403,7 +405,8 @@ node_run_request(struct node *n, struct api_req *r, int role, struct msg *m)
         msg_free(m);
         return;
     }
-    runs_submit(n->runs, r, role, m, cd_mono_ms());
+    /* A peer's sub-run runs here: spreading it again could loop. */
+    runs_submit(n->runs, r, role, m, r->api == n->peer, cd_mono_ms());
 }
 
 /* `cadre restart`: every supervised worker finishes its current job and
@@ -519,6 +522,9 @@ node_handle_peer(struct node *n, struct turn *t, struct api_req *r,
     case MSG_STATUS_REQUEST:
         node_status(n, t, r, KEYS_ROLE_NODE, m);
         break;
+    case MSG_RUN:
+        node_run_request(n, r, KEYS_ROLE_NODE, m); /* runs owns m */
+        return;
     default:
         turn_seal_error(&n->sealer, r, KEYS_ROLE_NODE, m->request_id,
                         CADRE_EPROTO, "unexpected message kind on the peer "
@@ -708,6 +714,7 @@ node_turn(struct node *n, struct api_req *list)
         runs_tick(n->runs, cd_mono_ms()); /* re-queued tasks: pumped below */
     if (!n->stopping) {
         dispatch_pump(n->dispatch, &t, &n->sealer);
+        spread_pump(n->spread, cd_mono_ms());
         node_maybe_steal(n);
     }
     n->next_fetch_mono_ms = dispatch_expire_fetches(n->dispatch, &t, &n->sealer,
@@ -764,6 +771,8 @@ node_close_cluster(struct node *n)
     n->cluster = NULL;
     steal_free(n->steal);
     n->steal = NULL;
+    spread_free(n->spread);
+    n->spread = NULL;
     api_close(n->peer);
     n->peer = NULL;
 }
@@ -958,12 +967,23 @@ node_self(void *arg, struct cluster_self *out)
     out->queues_n = qn;
 }
 
+/* A dead peer's sub-run tasks go back to their queues (and are handed out
+ * by the next turn's pump). */
 static void
 node_member_cb(void *arg, const char *node_id, int state)
 {
-    (void)arg;
-    (void)node_id;
-    (void)state; /* run() re-spreads a dead peer's tasks: node/runs.c */
+    struct node *n = arg;
+
+    if (state == MSG_MEMBER_DEAD)
+        spread_peer_down(n->spread, node_id);
+}
+
+static void
+node_link_cb(void *arg, const char *node_id)
+{
+    struct node *n = arg;
+
+    spread_peer_down(n->spread, node_id);
 }
 
 /* The peer socket (derived from listen unless set), the cluster and the
@@ -1011,10 +1031,12 @@ node_open_cluster(struct node *n, cd_err *err)
     cc.self_cb = node_self;
     cc.ready_cb = node_cluster_cb;
     cc.member_cb = node_member_cb;
+    cc.link_cb = node_link_cb;
     cc.arg = n;
     if ((rc = cluster_open(&n->cluster, &n->loop, &cc, err)) != CADRE_OK)
         return rc;
-    if (steal_new(&sc, n->cluster, &n->steal) != CADRE_OK)
+    if (steal_new(&sc, n->cluster, &n->steal) != CADRE_OK ||
+        spread_new(n->runs, n->cluster, &n->spread) != CADRE_OK)
         return cd_err_set(err, CADRE_ENOMEM, "out of memory");
     return CADRE_OK;
 }

@@ -22,6 +22,7 @@ enum runs_state { RUNS_PENDING = 1, RUNS_RUNNING = 2, RUNS_FINAL = 3 };
 
 struct runs_queue {
     char              *name;
+    int                local; /* tasks of runs that must not be spread */
     struct runs_task  *head, *tail; /* pending, oldest first */
     uint64_t           n;
     struct runs_queue *next;
@@ -60,6 +61,7 @@ struct runs_run {
     size_t            n, left; /* tasks, and those not final */
     uint64_t          deadline_mono_ms;
     int               fail_fast;
+    int               local_only; /* a peer's sub-run: never spread again */
     int               answered;
     uint64_t          answered_mono_ms;
     struct runs_waiter *waiters;
@@ -273,11 +275,11 @@ runs_queue_name(const struct runs_task *t)
 }
 
 static struct runs_queue *
-runs_queue_find(const struct runs *rs, const char *name)
+runs_queue_find(const struct runs *rs, const char *name, int local)
 {
     struct runs_queue *q = rs->queues;
 
-    while (q != NULL && strcmp(q->name, name) != 0)
+    while (q != NULL && (q->local != local || strcmp(q->name, name) != 0))
         q = q->next;
     return q;
 }
@@ -287,7 +289,8 @@ static int
 runs_queue_push(struct runs *rs, struct runs_task *t, int front)
 {
     const char        *name = runs_queue_name(t);
-    struct runs_queue *q = runs_queue_find(rs, name);
+    int                local = t->run->local_only;
+    struct runs_queue *q = runs_queue_find(rs, name, local);
 
     if (q == NULL) {
         q = cd_calloc(1, sizeof(*q));
@@ -295,6 +298,7 @@ runs_queue_push(struct runs *rs, struct runs_task *t, int front)
             cd_free(q);
             return CADRE_ENOMEM;
         }
+        q->local = local;
         q->next = rs->queues;
         rs->queues = q;
     }
@@ -619,7 +623,7 @@ runs_attach(struct runs *rs, struct runs_run *run, struct api_req *r, int role,
 
 void
 runs_submit(struct runs *rs, struct api_req *r, int role, struct msg *m,
-            uint64_t now_mono_ms)
+            int local_only, uint64_t now_mono_ms)
 {
     struct runs_run *run = runs_find_id(rs, &m->u.run.run_id);
     size_t           n = m->u.run.tasks_n;
@@ -648,6 +652,7 @@ runs_submit(struct runs *rs, struct api_req *r, int role, struct msg *m,
     run->n = run->left = n;
     run->deadline_mono_ms = now_mono_ms + runs_deadline_ms(&m->u.run);
     run->fail_fast = m->u.run.fail_fast;
+    run->local_only = local_only;
     run->m = *m;
     memset(m, 0, sizeof(*m));
     runs_list_add(&rs->active, run);
@@ -697,12 +702,78 @@ runs_pending(void *arg, const char *const *queues, size_t queues_n)
     if (rs->queues == NULL)
         return 0;
     for (size_t i = 0; i < queues_n; i++) {
-        const struct runs_queue *q = runs_queue_find(rs, queues[i]);
+        for (int local = 1; local >= 0; local--) {
+            const struct runs_queue *q = runs_queue_find(rs, queues[i], local);
 
-        if (q != NULL)
-            n += q->n;
+            if (q != NULL)
+                n += q->n;
+        }
     }
     return n;
+}
+
+uint64_t
+runs_spreadable(const struct runs *rs)
+{
+    uint64_t n = 0;
+
+    for (const struct runs_queue *q = rs->queues; q != NULL; q = q->next)
+        n += q->local ? 0 : q->n;
+    return n;
+}
+
+/* Hands tasks of q out to worker_id into out[k..max): returns the new k. q
+ * may be freed (emptied). left_ms (may be NULL) receives each task's time to
+ * its run's deadline. */
+static size_t
+runs_take_queue(struct runs *rs, struct runs_queue *q, uint64_t worker_id,
+                struct msg_job *out, uint64_t *left_ms, size_t k, size_t max,
+                uint64_t now_mono_ms)
+{
+    while (q != NULL && k < max) {
+        struct runs_task          *t = q->head;
+        struct runs_run           *run = t->run;
+        const struct msg_run_task *mt = &run->m.u.run.tasks[t->idx];
+        uint64_t                   left = 1;
+
+        if (q->n == 1)
+            q = NULL; /* runs_queue_del frees an emptied queue */
+        if (run->deadline_mono_ms <= now_mono_ms) {
+            /* Past its deadline: never started. The run is answered
+             * at the next tick (not here: out[] borrows from runs). */
+            runs_final(rs, t, CADRE_RUN_TIMED_OUT);
+            runs_wake(rs, now_mono_ms);
+            continue;
+        }
+        runs_queue_del(rs, t);
+        t->prev_lease = t->lease;
+        t->lease = DISPATCH_LEASE_SOURCE | ++rs->next_lease;
+        t->worker_id = worker_id;
+        t->attempts++;
+        t->lease_until_mono_ms = now_mono_ms + RUNS_LEASE_MS;
+        runs_out_add(rs, t);
+        /* The worker kills a handler still running at the deadline. */
+        if (run->deadline_mono_ms > now_mono_ms)
+            left = run->deadline_mono_ms - now_mono_ms;
+        if (left_ms != NULL)
+            left_ms[k] = left;
+        memset(&out[k], 0, sizeof(out[k]));
+        runs_put64(out[k].id.b, run->serial);
+        out[k].id.b[8] = (uint8_t)(t->idx >> 24);
+        out[k].id.b[9] = (uint8_t)(t->idx >> 16);
+        out[k].id.b[10] = (uint8_t)(t->idx >> 8);
+        out[k].id.b[11] = (uint8_t)t->idx;
+        memcpy(out[k].id.b + 12, rs->salt, 4);
+        out[k].task = mt->task;
+        out[k].payload = mt->payload;
+        out[k].queue = runs_queue_name(t);
+        out[k].attempt = t->attempts;
+        t->capped = mt->timeout_ms == 0 || mt->timeout_ms >= left;
+        out[k].timeout_ms = t->capped ? left : mt->timeout_ms;
+        out[k].lease = t->lease;
+        k++;
+    }
+    return k;
 }
 
 size_t
@@ -713,54 +784,49 @@ runs_take(void *arg, const char *const *queues, size_t queues_n,
     struct runs *rs = arg;
     size_t       k = 0;
 
-    for (size_t i = 0; i < queues_n && k < max; i++) {
-        struct runs_queue *q = runs_queue_find(rs, queues[i]);
+    /* A peer's sub-run first: its tasks were spread here because this node
+     * had room, and their caller is waiting too. */
+    for (size_t i = 0; i < queues_n && k < max; i++)
+        for (int local = 1; local >= 0; local--)
+            k = runs_take_queue(rs, runs_queue_find(rs, queues[i], local),
+                                worker_id, out, NULL, k, max, now_mono_ms);
+    if (k > 0)
+        runs_wake(rs, now_mono_ms + RUNS_LEASE_MS);
+    return k;
+}
 
-        while (q != NULL && k < max) {
-            struct runs_task          *t = q->head;
-            struct runs_run           *run = t->run;
-            const struct msg_run_task *mt = &run->m.u.run.tasks[t->idx];
-            uint64_t                   left = 1;
+size_t
+runs_take_spread(struct runs *rs, uint64_t peer_id, struct msg_job *out,
+                 uint64_t *left_ms, size_t max, uint64_t now_mono_ms)
+{
+    size_t k = 0;
 
-            if (q->n == 1)
-                q = NULL; /* runs_queue_del frees an emptied queue */
-            if (run->deadline_mono_ms <= now_mono_ms) {
-                /* Past its deadline: never started. The run is answered
-                 * at the next tick (not here: out[] borrows from runs). */
-                runs_final(rs, t, CADRE_RUN_TIMED_OUT);
-                runs_wake(rs, now_mono_ms);
-                continue;
-            }
-            runs_queue_del(rs, t);
-            t->prev_lease = t->lease;
-            t->lease = DISPATCH_LEASE_SOURCE | ++rs->next_lease;
-            t->worker_id = worker_id;
-            t->attempts++;
-            t->lease_until_mono_ms = now_mono_ms + RUNS_LEASE_MS;
-            runs_out_add(rs, t);
-            /* The worker kills a handler still running at the deadline. */
-            if (run->deadline_mono_ms > now_mono_ms)
-                left = run->deadline_mono_ms - now_mono_ms;
-            memset(&out[k], 0, sizeof(out[k]));
-            runs_put64(out[k].id.b, run->serial);
-            out[k].id.b[8] = (uint8_t)(t->idx >> 24);
-            out[k].id.b[9] = (uint8_t)(t->idx >> 16);
-            out[k].id.b[10] = (uint8_t)(t->idx >> 8);
-            out[k].id.b[11] = (uint8_t)t->idx;
-            memcpy(out[k].id.b + 12, rs->salt, 4);
-            out[k].task = mt->task;
-            out[k].payload = mt->payload;
-            out[k].queue = runs_queue_name(t);
-            out[k].attempt = t->attempts;
-            t->capped = mt->timeout_ms == 0 || mt->timeout_ms >= left;
-            out[k].timeout_ms = t->capped ? left : mt->timeout_ms;
-            out[k].lease = t->lease;
-            k++;
-        }
+    for (struct runs_queue *q = rs->queues, *next; q != NULL && k < max;
+         q = next) {
+        next = q->next; /* q may be freed */
+        if (!q->local)
+            k = runs_take_queue(rs, q, peer_id, out, left_ms, k, max,
+                                now_mono_ms);
     }
     if (k > 0)
         runs_wake(rs, now_mono_ms + RUNS_LEASE_MS);
     return k;
+}
+
+/* Every task out with worker_id goes back to its queue. */
+size_t
+runs_requeue_worker(struct runs *rs, uint64_t worker_id)
+{
+    size_t requeued = 0;
+
+    for (struct runs_task *t = rs->out_head, *next; t != NULL; t = next) {
+        next = t->next;
+        if (t->worker_id == worker_id) {
+            runs_requeue(rs, t);
+            requeued++;
+        }
+    }
+    return requeued;
 }
 
 /* The task an outcome names, if it is this process's and not final. */
@@ -889,13 +955,7 @@ runs_pipe_closed(struct runs *rs, uint32_t pipe_id)
     for (size_t i = 0; i < rs->pipes_n; i++)
         if (rs->pipes[i].worker_id == worker_id)
             return; /* the same worker is still connected another way */
-    for (struct runs_task *t = rs->out_head, *next; t != NULL; t = next) {
-        next = t->next;
-        if (t->worker_id == worker_id) {
-            runs_requeue(rs, t);
-            requeued++;
-        }
-    }
+    requeued = runs_requeue_worker(rs, worker_id);
     if (requeued > 0)
         CD_LOG_NOTICE("runs", "RUNS-WORKER-GONE",
                       "worker_id=%016llx requeued=%zu",

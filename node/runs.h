@@ -49,7 +49,7 @@ void runs_free(struct runs *rs);
  * CADRE_EEXISTS if the id belongs to a run with another number of tasks,
  * CADRE_EBUSY if RUNS_ACTIVE_TASKS_MAX would be passed, CADRE_ENOMEM. */
 void runs_submit(struct runs *rs, struct api_req *r, int role, struct msg *m,
-                 uint64_t now_mono_ms);
+                 int local_only, uint64_t now_mono_ms);
 
 /* The dispatch_source callbacks (arg is the struct runs). */
 uint64_t runs_pending(void *arg, const char *const *queues, size_t queues_n);
@@ -58,6 +58,19 @@ size_t   runs_take(void *arg, const char *const *queues, size_t queues_n,
                    uint64_t now_mono_ms);
 void runs_outcome(void *arg, uint64_t worker_id, const struct msg_outcome *o,
                   uint64_t now_mono_ms);
+
+/* Spreading over the cluster (node/spread.h). A peer node is handed tasks
+ * as if it were a worker with id peer_id (its outcomes go to runs_outcome,
+ * and runs_requeue_worker gives its tasks back). Tasks of local_only runs
+ * (sub-runs a peer spread here) are never spread again. */
+uint64_t runs_spreadable(const struct runs *rs);
+/* As runs_take over every queue; left_ms[i] receives the time left to the
+ * deadline of out[i]'s run. */
+size_t runs_take_spread(struct runs *rs, uint64_t peer_id, struct msg_job *out,
+                        uint64_t *left_ms, size_t max, uint64_t now_mono_ms);
+/* Every task handed to worker_id goes back to the front of its queue.
+ * Returns how many. */
+size_t runs_requeue_worker(struct runs *rs, uint64_t worker_id);
 
 /* A Fetch from worker_id arrived on connection pipe_id. */
 void runs_worker_seen(struct runs *rs, uint32_t pipe_id, uint64_t worker_id);
