@@ -14,17 +14,35 @@ status_usage(FILE *f)
                "  --json             print JSON\n" CLI_CONN_HELP);
 }
 
+/* The replay and cluster counters, then the start of "queues". */
+static void
+status_print_cluster_json(const cadre_status *s)
+{
+    printf("\"replayed\":%llu,\"cluster\":{\"members\":%u,\"alive\":%u,"
+           "\"heartbeat_bytes_out\":%llu,\"heartbeat_bytes_in\":%llu,"
+           "\"jobs_stolen\":%llu,\"jobs_lent\":%llu,\"jobs_settled\":%llu,"
+           "\"subruns\":%llu,\"subrun_tasks\":%llu},\"queues\":[",
+           (unsigned long long)s->replayed, s->members, s->members_alive,
+           (unsigned long long)s->heartbeat_bytes_out,
+           (unsigned long long)s->heartbeat_bytes_in,
+           (unsigned long long)s->jobs_stolen,
+           (unsigned long long)s->jobs_lent,
+           (unsigned long long)s->jobs_settled,
+           (unsigned long long)s->subruns,
+           (unsigned long long)s->subrun_tasks);
+}
+
 static void
 status_print_json(const cadre_status *s)
 {
     printf("{\"node_id\":");
     cli_json_str(stdout, s->node_id, strlen(s->node_id));
     printf(",\"version\":\"%s\",\"uptime_ms\":%llu,\"workers\":%u,"
-           "\"workers_busy\":%u,\"bad_frames\":%llu,\"commits\":%llu,"
-           "\"queues\":[",
+           "\"workers_busy\":%u,\"bad_frames\":%llu,\"commits\":%llu,",
            s->version, (unsigned long long)s->uptime_ms, s->workers,
            s->workers_busy, (unsigned long long)s->bad_frames,
            (unsigned long long)s->commits);
+    status_print_cluster_json(s);
     for (size_t i = 0; i < s->queues_n; i++) {
         const cadre_queue_stats *q = &s->queues[i];
 
@@ -44,10 +62,16 @@ static void
 status_print_table(const cadre_status *s)
 {
     printf("node %s  cadre %s  up %llus  workers %u (%u busy)  bad frames "
-           "%llu\n\n",
+           "%llu  replayed %llu\n",
            s->node_id[0] ? s->node_id : "-", s->version,
            (unsigned long long)(s->uptime_ms / 1000), s->workers,
-           s->workers_busy, (unsigned long long)s->bad_frames);
+           s->workers_busy, (unsigned long long)s->bad_frames,
+           (unsigned long long)s->replayed);
+    printf("cluster: %u members (%u alive)  stolen %llu  lent %llu  sub-run "
+           "tasks %llu\n\n",
+           s->members, s->members_alive, (unsigned long long)s->jobs_stolen,
+           (unsigned long long)s->jobs_lent,
+           (unsigned long long)s->subrun_tasks);
     printf("%-20s %10s %10s %10s %10s %10s %10s\n", "QUEUE", "READY", "DELAYED",
            "RESERVED", "DONE", "FAILED", "WAIT_MS");
     for (size_t i = 0; i < s->queues_n; i++) {

@@ -330,6 +330,32 @@ node_dispatch(struct node *n, struct turn *t, struct api_req *r, int role,
 }
 
 static void
+node_status_cluster(struct node *n, cadre_status *st)
+{
+    struct cluster_stats cs;
+    struct steal_stats   ss;
+    struct spread_stats  sp;
+
+    st->replayed = n->replayed;
+    if (n->cluster == NULL)
+        return;
+    cluster_get_stats(n->cluster, &cs);
+    steal_get_stats(n->steal, &ss);
+    spread_get_stats(n->spread, &sp);
+    st->replayed += cs.replayed;
+    st->bad_frames += cs.bad_frames;
+    st->members = (uint32_t)cs.members;
+    st->members_alive = (uint32_t)cs.alive;
+    st->heartbeat_bytes_out = cs.bytes_sent;
+    st->heartbeat_bytes_in = cs.bytes_received;
+    st->jobs_stolen = ss.stolen;
+    st->jobs_lent = ss.lent;
+    st->jobs_settled = ss.settled;
+    st->subruns = sp.subruns;
+    st->subrun_tasks = sp.tasks;
+}
+
+static void
 node_status(struct node *n, struct turn *t, struct api_req *r, int role,
             const struct msg *m)
 {
@@ -347,6 +373,7 @@ node_status(struct node *n, struct turn *t, struct api_req *r, int role,
     st->workers_busy = ds.workers_busy;
     st->bad_frames = n->bad_frames;
     st->commits = n->commits;
+    node_status_cluster(n, st);
     if (store_stats(n->store, t->now_ms, &st->queues, &st->queues_n, &err) !=
         CADRE_OK) {
         turn_seal_error(&n->sealer, r, role, m->request_id, err.code, err.msg);

@@ -908,6 +908,16 @@ msg_chunk_build(const struct msg *m, size_t *pos, union msg_chunk *c)
             c->status.s.workers_busy = s->workers_busy;
             c->status.s.bad_frames = s->bad_frames;
             c->status.s.commits = s->commits;
+            c->status.s.replayed = s->replayed;
+            c->status.s.members = s->members;
+            c->status.s.members_alive = s->members_alive;
+            c->status.s.heartbeat_bytes_out = s->heartbeat_bytes_out;
+            c->status.s.heartbeat_bytes_in = s->heartbeat_bytes_in;
+            c->status.s.jobs_stolen = s->jobs_stolen;
+            c->status.s.jobs_lent = s->jobs_lent;
+            c->status.s.jobs_settled = s->jobs_settled;
+            c->status.s.subruns = s->subruns;
+            c->status.s.subrun_tasks = s->subrun_tasks;
         }
         for (size_t i = 0; i < k; i++) {
             if (msg_queue_stats_build(&c->status.q[i], &s->queues[start + i]) !=
@@ -1343,6 +1353,16 @@ msg_status_get(const Cadre__Status *in, cadre_status *out)
     out->workers_busy = in->workers_busy;
     out->bad_frames = in->bad_frames;
     out->commits = in->commits;
+    out->replayed = in->replayed;
+    out->members = in->members;
+    out->members_alive = in->members_alive;
+    out->heartbeat_bytes_out = in->heartbeat_bytes_out;
+    out->heartbeat_bytes_in = in->heartbeat_bytes_in;
+    out->jobs_stolen = in->jobs_stolen;
+    out->jobs_lent = in->jobs_lent;
+    out->jobs_settled = in->jobs_settled;
+    out->subruns = in->subruns;
+    out->subrun_tasks = in->subrun_tasks;
     out->queues = qs;
     out->queues_n = in->n_queues;
     return CADRE_OK;

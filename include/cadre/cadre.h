@@ -222,6 +222,17 @@ typedef struct cadre_status {
     uint64_t           commits;      /* store transactions committed */
     size_t             queues_n;
     cadre_queue_stats *queues;
+    uint64_t           replayed; /* frames dropped as replays (or too old) */
+    /* cluster */
+    uint32_t members; /* members known, not counting this node */
+    uint32_t members_alive;
+    uint64_t heartbeat_bytes_out; /* sealed heartbeat frames published */
+    uint64_t heartbeat_bytes_in;  /* ... and received */
+    uint64_t jobs_stolen;         /* ready jobs adopted from peers */
+    uint64_t jobs_lent;           /* ready jobs lent to peers */
+    uint64_t jobs_settled;        /* lent, committed by the thief, deleted */
+    uint64_t subruns;             /* run tasks sent to peers: sub-runs */
+    uint64_t subrun_tasks;        /* ... and the tasks in them */
 } cadre_status;
 
 /* Fetches the node's status. Returns CADRE_ETIMEDOUT if it did not answer. */
