@@ -36,7 +36,9 @@
  *         runs_per_s=246.8 tasks_per_s=24680
  * Jobs run the task $BENCH_TASK (default "noop", from the demo plugin) with
  * a 16-byte payload, as in bench_beanstalk. It does not start the node:
- * compare.sh does. */
+ * compare.sh does. With $BENCH_CLUSTER_URLS (the api urls of the other
+ * nodes of URL's cluster), done counts and workers are summed over them all
+ * (bench/cluster.sh). */
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -137,9 +139,10 @@ bc_dispatch_batch(cadre_client *c, size_t n)
                cadre_strerror(rc));
 }
 
-/* Sums the done and failed totals over all queues. */
+/* Adds one node's done and failed totals over all queues, and workers. */
 static void
-bc_totals(cadre_client *c, uint64_t *done, uint64_t *failed, uint32_t *workers)
+bc_node_totals(cadre_client *c, uint64_t *done, uint64_t *failed,
+               uint32_t *workers)
 {
     cadre_status s;
     int          rc;
@@ -148,14 +151,56 @@ bc_totals(cadre_client *c, uint64_t *done, uint64_t *failed, uint32_t *workers)
     rc = cadre_status_get(c, &s);
     if (rc != CADRE_OK)
         bc_die("status: %s (%s)", cadre_client_errmsg(c), cadre_strerror(rc));
-    *done = *failed = 0;
     for (size_t i = 0; i < s.queues_n; i++) {
         *done += s.queues[i].done;
         *failed += s.queues[i].failed;
     }
-    if (workers != NULL)
-        *workers = s.workers;
+    *workers += s.workers;
     cadre_status_fini(&s);
+}
+
+/* The other nodes of a cluster ($BENCH_CLUSTER_URLS, space-separated, same
+ * key): jobs dispatched to one node may run on any (work stealing), so
+ * totals and workers are summed over all of them. Opened once. */
+static cadre_client *bc_others[BENCH_MAX_CLIENTS];
+static size_t        bc_others_n = (size_t)-1;
+
+static void
+bc_open_others(void)
+{
+    static char urls[4096];
+    const char *env = getenv("BENCH_CLUSTER_URLS");
+    const char *main_url = bc_url;
+    char       *save = NULL;
+
+    bc_others_n = 0;
+    if (env == NULL)
+        return;
+    snprintf(urls, sizeof(urls), "%s", env);
+    for (char *u = strtok_r(urls, " ", &save);
+         u != NULL && bc_others_n < BENCH_MAX_CLIENTS;
+         u = strtok_r(NULL, " ", &save)) {
+        bc_url = u;
+        bc_others[bc_others_n++] = bc_open();
+    }
+    bc_url = main_url;
+}
+
+/* Sums the done and failed totals (and workers) over the node and, if set,
+ * the rest of its cluster. */
+static void
+bc_totals(cadre_client *c, uint64_t *done, uint64_t *failed, uint32_t *workers)
+{
+    uint32_t w = 0;
+
+    if (bc_others_n == (size_t)-1)
+        bc_open_others();
+    *done = *failed = 0;
+    bc_node_totals(c, done, failed, &w);
+    for (size_t i = 0; i < bc_others_n; i++)
+        bc_node_totals(bc_others[i], done, failed, &w);
+    if (workers != NULL)
+        *workers = w;
 }
 
 /* ---- producers -------------------------------------------------------- */
