@@ -25,10 +25,8 @@ status_print_cluster_json(const cadre_status *s)
            (unsigned long long)s->replayed, s->members, s->members_alive,
            (unsigned long long)s->heartbeat_bytes_out,
            (unsigned long long)s->heartbeat_bytes_in,
-           (unsigned long long)s->jobs_stolen,
-           (unsigned long long)s->jobs_lent,
-           (unsigned long long)s->jobs_settled,
-           (unsigned long long)s->subruns,
+           (unsigned long long)s->jobs_stolen, (unsigned long long)s->jobs_lent,
+           (unsigned long long)s->jobs_settled, (unsigned long long)s->subruns,
            (unsigned long long)s->subrun_tasks);
 }
 

@@ -21,27 +21,27 @@
 #define CLUSTER_HELLO_MIN_MS 1000
 
 struct member {
-    char      id[CLUSTER_ID_MAX]; /* "" until a seed answers its Hello */
-    char      peer_url[CLUSTER_URL_MAX];
-    char      events_url[CLUSTER_URL_MAX];
-    char      api_url[CLUSTER_URL_MAX];
-    char      version[32];
-    char      leader[CLUSTER_ID_MAX];
-    uint64_t  boot_id;
-    uint64_t  heard_mono_ms; /* 0: never */
-    int       state;         /* enum msg_member_state; NONE until heard */
-    uint32_t  workers, free_slots;
-    uint64_t  ready;
-    char    **qnames; /* one block with qready */
-    uint64_t *qready;
-    size_t    qn;
-    int       knows_us; /* its last heartbeat listed this node */
-    int       hello_inflight;
-    uint64_t  next_hello_mono_ms;
-    nng_socket   req;
-    int          req_open;
-    nng_dialer   sub;
-    int          sub_open;
+    char       id[CLUSTER_ID_MAX]; /* "" until a seed answers its Hello */
+    char       peer_url[CLUSTER_URL_MAX];
+    char       events_url[CLUSTER_URL_MAX];
+    char       api_url[CLUSTER_URL_MAX];
+    char       version[32];
+    char       leader[CLUSTER_ID_MAX];
+    uint64_t   boot_id;
+    uint64_t   heard_mono_ms; /* 0: never */
+    int        state;         /* enum msg_member_state; NONE until heard */
+    uint32_t   workers, free_slots;
+    uint64_t   ready;
+    char     **qnames; /* one block with qready */
+    uint64_t  *qready;
+    size_t     qn;
+    int        knows_us; /* its last heartbeat listed this node */
+    int        hello_inflight;
+    uint64_t   next_hello_mono_ms;
+    nng_socket req;
+    int        req_open;
+    nng_dialer sub;
+    int        sub_open;
 };
 
 struct creq {
@@ -54,7 +54,7 @@ struct creq {
     cluster_reply_cb cb;
     void            *arg;
     char             node_id[CLUSTER_ID_MAX];
-    struct member   *hello_to; /* a Hello: the entry that sent it */
+    struct member   *hello_to;    /* a Hello: the entry that sent it */
     struct creq     *next, *prev; /* in flight (loop thread) */
     struct creq     *done_next;   /* done queue (under mu) */
 };
@@ -80,10 +80,10 @@ struct cluster {
     int                   closing;
     struct cluster_stats  st;
     /* Scratch for heartbeats and member lists. */
-    struct msg_member    *view;
-    size_t                view_cap;
-    const char          **ids;
-    size_t                ids_cap;
+    struct msg_member *view;
+    size_t             view_cap;
+    const char       **ids;
+    size_t             ids_cap;
 };
 
 /* ---- nng threads ---------------------------------------------------------
@@ -279,7 +279,8 @@ cluster_add(struct cluster *c, const char *id, const char *peer_url)
 
 /* New addresses for m (a restart on other ports): dial them. */
 static void
-cluster_set_urls(struct cluster *c, struct member *m, const struct msg_member *s)
+cluster_set_urls(struct cluster *c, struct member *m,
+                 const struct msg_member *s)
 {
     if (s->peer_url[0] != '\0' && strcmp(m->peer_url, s->peer_url) != 0) {
         snprintf(m->peer_url, sizeof(m->peer_url), "%s", s->peer_url);
@@ -520,7 +521,8 @@ cluster_open_frame(struct cluster *c, nng_msg *nm, struct msg *out)
         if (rc == CADRE_OK)
             msg_free(out);
         if (++c->st.bad_frames <= 10 || c->st.bad_frames % 1000 == 0)
-            CD_LOG_WARN("cluster", "CLUSTER-BAD-FRAME", "count=%llu error=\"%s\"",
+            CD_LOG_WARN("cluster", "CLUSTER-BAD-FRAME",
+                        "count=%llu error=\"%s\"",
                         (unsigned long long)c->st.bad_frames,
                         rc != CADRE_OK ? err.msg : "not a node key");
         return CADRE_EAUTH;
@@ -741,8 +743,7 @@ cluster_links(struct cluster *c)
 
             if (m->req_open && m->id[0] != '\0' &&
                 (uint32_t)nng_socket_id(m->req) == ids[i]) {
-                CD_LOG_NOTICE("cluster", "CLUSTER-LINK-DOWN", "node=%s",
-                              m->id);
+                CD_LOG_NOTICE("cluster", "CLUSTER-LINK-DOWN", "node=%s", m->id);
                 if (c->cfg.link_cb != NULL)
                     c->cfg.link_cb(c->cfg.arg, m->id);
                 break;

@@ -44,14 +44,14 @@ struct cluster_self {
 };
 
 struct cluster_config {
-    const char *node_id;
-    const char *peer_url; /* bound addresses */
-    const char *events_url;
-    const char *api_url;
-    const char *const *seeds; /* peer urls of nodes to join */
-    size_t             seeds_n;
-    uint64_t           heartbeat_ms, suspect_ms, dead_ms;
-    size_t             max_frame;
+    const char                *node_id;
+    const char                *peer_url; /* bound addresses */
+    const char                *events_url;
+    const char                *api_url;
+    const char *const         *seeds; /* peer urls of nodes to join */
+    size_t                     seeds_n;
+    uint64_t                   heartbeat_ms, suspect_ms, dead_ms;
+    size_t                     max_frame;
     struct wire_sender        *sender; /* node key; borrowed */
     const struct wire_keyring *ring;   /* the node key only; borrowed */
     struct replay             *replay; /* borrowed */
@@ -91,9 +91,8 @@ typedef void (*cluster_reply_cb)(void *arg, void *turn, const char *node_id,
 /* Sends m (borrowed; sealed here) to member node_id. Returns
  * CADRE_ENOTFOUND (no such member), CADRE_ECLOSED (dead), CADRE_ENOMEM
  * or CADRE_ETOOBIG; cb is called only if this returns CADRE_OK. */
-int cluster_request(struct cluster *c, const char *node_id,
-                    const struct msg *m, uint64_t timeout_ms,
-                    cluster_reply_cb cb, void *arg);
+int cluster_request(struct cluster *c, const char *node_id, const struct msg *m,
+                    uint64_t timeout_ms, cluster_reply_cb cb, void *arg);
 
 /* Handles what nng queued: heartbeats, then replies (their callbacks get
  * turn). */

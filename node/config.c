@@ -97,8 +97,7 @@ static const struct config_opt config_opts[] = {
     NUM("lend-ms", CONFIG_U64, lend_ms, "30000", 100, 86400000ULL,
         "ms before jobs lent to a peer that never confirmed come back"),
     NUM("replay-skew-ms", CONFIG_U64, replay_skew_ms, "30000", 1000,
-        86400000ULL,
-        "clock skew tolerated for a frame from an unknown sender"),
+        86400000ULL, "clock skew tolerated for a frame from an unknown sender"),
 };
 #define CONFIG_N (sizeof(config_opts) / sizeof(config_opts[0]))
 
@@ -376,8 +375,7 @@ config_load(struct node_config *cfg, int argc, char **argv, int *help,
     if (cfg->node_id[0] == '\0' &&
         gethostname(cfg->node_id, sizeof(cfg->node_id) - 1) != 0)
         snprintf(cfg->node_id, sizeof(cfg->node_id), "node");
-    if (cfg->heartbeat_ms >= cfg->suspect_ms ||
-        cfg->suspect_ms >= cfg->dead_ms)
+    if (cfg->heartbeat_ms >= cfg->suspect_ms || cfg->suspect_ms >= cfg->dead_ms)
         return cd_err_set(err, CADRE_EUSAGE,
                           "heartbeat-ms (%llu) < suspect-ms (%llu) < dead-ms "
                           "(%llu) must hold",

@@ -40,7 +40,7 @@
 #define NODE_TASK_MAX 255
 #define NODE_UNIQUE_MAX 200     /* with the task, a key fits LMDB's 511 bytes */
 #define NODE_WAIT_MAX_IDS 10000 /* per Wait request; the client splits */
-#define NODE_REPLAY_SENDERS 16384   /* senders tracked for replays */
+#define NODE_REPLAY_SENDERS 16384 /* senders tracked for replays */
 
 struct node {
     const struct node_config *cfg;
@@ -62,7 +62,7 @@ struct node {
     struct api               *peer; /* requests from other nodes */
     struct cluster           *cluster;
     struct steal             *steal;
-    struct spread            *spread; /* run tasks over peers */
+    struct spread            *spread;      /* run tasks over peers */
     cadre_queue_stats        *self_queues; /* last heartbeat's depths */
     const char              **self_qnames;
     uint64_t                 *self_qready;
@@ -514,8 +514,7 @@ static void
 node_members(struct node *n, struct turn *t, struct api_req *r, int role,
              const struct msg *m)
 {
-    struct msg               reply = {.request_id = m->request_id,
-                                      .kind = MSG_MEMBERS};
+    struct msg reply = {.request_id = m->request_id, .kind = MSG_MEMBERS};
     const struct msg_member *ms;
 
     reply.u.members.members_n = cluster_members(n->cluster, &ms);
@@ -554,8 +553,9 @@ node_handle_peer(struct node *n, struct turn *t, struct api_req *r,
         return;
     default:
         turn_seal_error(&n->sealer, r, KEYS_ROLE_NODE, m->request_id,
-                        CADRE_EPROTO, "unexpected message kind on the peer "
-                                      "socket");
+                        CADRE_EPROTO,
+                        "unexpected message kind on the peer "
+                        "socket");
         turn_defer(t, r, KEYS_ROLE_NODE, m->request_id);
         break;
     }

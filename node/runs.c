@@ -22,7 +22,7 @@ enum runs_state { RUNS_PENDING = 1, RUNS_RUNNING = 2, RUNS_FINAL = 3 };
 
 struct runs_queue {
     char              *name;
-    int                local; /* tasks of runs that must not be spread */
+    int                local;       /* tasks of runs that must not be spread */
     struct runs_task  *head, *tail; /* pending, oldest first */
     uint64_t           n;
     struct runs_queue *next;

@@ -5,15 +5,16 @@
 #include <string.h>
 
 #include "common/alloc.h"
-#include "common/id.h"
 #include "common/clock.h"
+#include "common/id.h"
 #include "common/log.h"
 
-#define SPREAD_PEERS_MAX 64    /* peers looked at per pump */
-#define SPREAD_PER_SLOT 2      /* tasks per free slot the peer advertised */
-#define SPREAD_TASKS_MAX 256   /* per sub-run */
-#define SPREAD_INFLIGHT_MAX 2  /* sub-runs per peer at once */
-#define SPREAD_MARGIN_MS 2000  /* the request outlives the sub-run's deadline */
+#define SPREAD_PEERS_MAX 64   /* peers looked at per pump */
+#define SPREAD_PER_SLOT 2     /* tasks per free slot the peer advertised */
+#define SPREAD_TASKS_MAX 256  /* per sub-run */
+#define SPREAD_INFLIGHT_MAX 2 /* sub-runs per peer at once */
+#define SPREAD_MARGIN_MS 2000 /* the request outlives the sub-run's deadline   \
+                               */
 
 struct subrun {
     struct spread *sp;
@@ -90,9 +91,8 @@ spread_give_back(struct spread *sp, struct subrun *s)
     uint64_t now = cd_mono_ms();
 
     for (size_t i = 0; i < s->n; i++) {
-        struct msg_outcome o = {.id = s->ids[i],
-                                .kind = MSG_OUTCOME_RETURN,
-                                .lease = s->leases[i]};
+        struct msg_outcome o = {
+            .id = s->ids[i], .kind = MSG_OUTCOME_RETURN, .lease = s->leases[i]};
 
         runs_outcome(sp->runs, s->peer_id, &o, now);
     }
@@ -247,8 +247,7 @@ spread_pump(struct spread *sp, uint64_t now_mono_ms)
 
         if (spread_inflight(sp, ids[i]) >= SPREAD_INFLIGHT_MAX)
             continue;
-        spread_to(sp, ids[i],
-                  want < SPREAD_TASKS_MAX ? want : SPREAD_TASKS_MAX,
+        spread_to(sp, ids[i], want < SPREAD_TASKS_MAX ? want : SPREAD_TASKS_MAX,
                   now_mono_ms);
     }
 }

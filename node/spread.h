@@ -21,9 +21,9 @@
 #include "node/runs.h"
 
 struct spread_stats {
-    uint64_t subruns;      /* sent */
-    uint64_t tasks;        /* sent in them */
-    uint64_t failed;       /* sub-runs whose tasks came back unfinished */
+    uint64_t subruns; /* sent */
+    uint64_t tasks;   /* sent in them */
+    uint64_t failed;  /* sub-runs whose tasks came back unfinished */
 };
 
 struct spread;

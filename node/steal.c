@@ -10,7 +10,7 @@
 #include "store/store.h"
 
 #define STEAL_CAP 1024        /* jobs per steal, whatever is asked */
-#define STEAL_PER_IDLE 8      /* jobs asked per idle worker */
+#define STEAL_PER_IDLE 32     /* jobs asked per idle worker */
 #define STEAL_QUEUES_MAX 64   /* queues named in one steal */
 #define STEAL_TIMEOUT_MS 5000 /* a steal or settle not answered by then */
 
@@ -36,8 +36,7 @@ struct steal {
 };
 
 int
-steal_new(const struct steal_config *cfg, struct cluster *c,
-          struct steal **out)
+steal_new(const struct steal_config *cfg, struct cluster *c, struct steal **out)
 {
     struct steal *s = cd_calloc(1, sizeof(*s));
 
@@ -145,8 +144,8 @@ steal_adopt(struct steal *s, struct turn *t, const char *victim,
     struct settle *se = cd_calloc(1, sizeof(*se));
     cd_err         err;
 
-    if (se == NULL || (se->ids = cd_calloc(r->records_n, sizeof(*se->ids))) ==
-                          NULL) {
+    if (se == NULL ||
+        (se->ids = cd_calloc(r->records_n, sizeof(*se->ids))) == NULL) {
         cd_free(se);
         return; /* not adopted, not settled: the loan comes back there */
     }
@@ -194,8 +193,8 @@ steal_maybe(struct steal *s, size_t idle, const char *const *queues,
     size_t      want = idle * STEAL_PER_IDLE;
 
     steal_sweep(s, now);
-    if (s->cfg.steal_max == 0 || s->inflight || idle == 0 ||
-        local_ready > 0 || now < s->next_try_mono_ms)
+    if (s->cfg.steal_max == 0 || s->inflight || idle == 0 || local_ready > 0 ||
+        now < s->next_try_mono_ms)
         return;
     victim = cluster_pick_victim(s->cluster, queues, queues_n, &ready);
     if (victim == NULL)
@@ -203,8 +202,8 @@ steal_maybe(struct steal *s, size_t idle, const char *const *queues,
     m.u.steal.queues = (const char **)queues;
     m.u.steal.queues_n =
         queues_n < STEAL_QUEUES_MAX ? queues_n : STEAL_QUEUES_MAX;
-    m.u.steal.max = (uint32_t)(want < s->cfg.steal_max ? want
-                                                       : s->cfg.steal_max);
+    m.u.steal.max =
+        (uint32_t)(want < s->cfg.steal_max ? want : s->cfg.steal_max);
     m.u.steal.thief = s->cfg.node_id;
     if (cluster_request(s->cluster, victim, &m, STEAL_TIMEOUT_MS, steal_reply,
                         s) == CADRE_OK) {
@@ -261,13 +260,12 @@ steal_lend(struct steal *s, struct turn *t, struct turn_sealer *ts,
            struct api_req *r, const struct msg *m)
 {
     const struct msg_steal *st = &m->u.steal;
-    struct msg        reply = {.request_id = m->request_id,
-                               .kind = MSG_STEAL_REPLY};
-    uint64_t          ready = store_ready_in(t->store, st->queues, st->queues_n);
-    size_t            n = (size_t)((ready + 1) / 2), k = 0;
+    struct msg reply = {.request_id = m->request_id, .kind = MSG_STEAL_REPLY};
+    uint64_t   ready = store_ready_in(t->store, st->queues, st->queues_n);
+    size_t     n = (size_t)((ready + 1) / 2), k = 0;
     struct store_blob *blobs;
-    msg_bytes        *recs;
-    cd_err            err;
+    msg_bytes         *recs;
+    cd_err             err;
 
     n = n < st->max ? n : st->max;
     n = n < STEAL_CAP ? n : STEAL_CAP;
@@ -290,8 +288,8 @@ steal_lend(struct steal *s, struct turn *t, struct turn_sealer *ts,
         t->dirty |= k > 0;
         s->st.lent += k;
         if (k > 0)
-            CD_LOG_DEBUG("steal", "STEAL-LENT", "thief=%s jobs=%zu",
-                         st->thief, k);
+            CD_LOG_DEBUG("steal", "STEAL-LENT", "thief=%s jobs=%zu", st->thief,
+                         k);
     }
     for (size_t i = 0; i < k; i++)
         cd_free(blobs[i].data);

@@ -687,8 +687,8 @@ msg_heartbeat_chunk_build(const struct msg *m, size_t start, size_t k,
 
 /* The cluster messages' chunks (see msg_chunk_build). */
 static const ProtobufCMessage *
-msg_cluster_chunk_build(const struct msg *m, size_t start, size_t k,
-                        int first, union msg_chunk *c)
+msg_cluster_chunk_build(const struct msg *m, size_t start, size_t k, int first,
+                        union msg_chunk *c)
 {
     switch (m->kind) {
     case MSG_HEARTBEAT:
@@ -1621,13 +1621,12 @@ msg_cluster_get(const Cadre__Envelope *e, struct msg *out)
     switch (e->body_case) {
     case CADRE__ENVELOPE__BODY_HEARTBEAT:
     case CADRE__ENVELOPE__BODY_HELLO: {
-        const Cadre__Heartbeat *h =
-            e->body_case == CADRE__ENVELOPE__BODY_HELLO ? e->hello
-                                                        : e->heartbeat;
+        const Cadre__Heartbeat *h = e->body_case == CADRE__ENVELOPE__BODY_HELLO
+                                        ? e->hello
+                                        : e->heartbeat;
 
-        out->kind = e->body_case == CADRE__ENVELOPE__BODY_HELLO
-                        ? MSG_HELLO
-                        : MSG_HEARTBEAT;
+        out->kind = e->body_case == CADRE__ENVELOPE__BODY_HELLO ? MSG_HELLO
+                                                                : MSG_HEARTBEAT;
         return h == NULL ? CADRE_EPROTO
                          : msg_heartbeat_get(h, &out->u.heartbeat);
     }
