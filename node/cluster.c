@@ -706,6 +706,19 @@ cluster_rc(int rv)
     }
 }
 
+/* A seed answered its Hello: it is the node that answered, whatever url it
+ * calls itself by (a seed may be given as localhost, a name...). */
+static void
+cluster_name_seed(struct cluster *c, struct member *seed, const char *id)
+{
+    if (seed->id[0] != '\0' || id[0] == '\0')
+        return;
+    if (strcmp(id, c->cfg.node_id) == 0 || cluster_find(c, id) != NULL)
+        cluster_remove(c, seed); /* this node, or known already */
+    else
+        snprintf(seed->id, sizeof(seed->id), "%s", id);
+}
+
 static void
 cluster_complete(struct cluster *c, struct creq *q, void *turn)
 {
@@ -717,6 +730,8 @@ cluster_complete(struct cluster *c, struct creq *q, void *turn)
         q->hello_to->hello_inflight = 0;
     if (rc == CADRE_OK)
         rc = cluster_open_frame(c, q->reply, &m);
+    if (rc == CADRE_OK && q->hello_to != NULL && m.kind == MSG_HEARTBEAT)
+        cluster_name_seed(c, q->hello_to, m.u.heartbeat.self.node_id);
     if (rc != CADRE_OK)
         c->st.request_errors++;
     q->cb(q->arg, turn, q->node_id, rc, rc == CADRE_OK ? &m : NULL);
