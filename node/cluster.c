@@ -748,6 +748,10 @@ cluster_links(struct cluster *c)
 
     pthread_mutex_lock(&c->mu);
     n = c->down_n < 64 ? c->down_n : 64;
+    if (n == 0) {
+        pthread_mutex_unlock(&c->mu);
+        return;
+    }
     memcpy(ids, c->down, n * sizeof(*ids));
     memmove(c->down, c->down + n, (c->down_n - n) * sizeof(*ids));
     c->down_n -= n;
