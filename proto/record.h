@@ -46,6 +46,7 @@ struct record_job {
     uint64_t        unique_until_ms;
     int             unique_until_processing;
     const char     *lent_to; /* "" or NULL: not lent to another node */
+    const char     *origin;  /* node dispatched to; "" or NULL: this one */
     void           *owner_;  /* decoded: the allocation borrowed from */
 };
 

@@ -95,6 +95,14 @@ int store_write(store_txn *t, int db, const struct record_job *r,
 /* Puts a [time][id] -> val entry into db (delayed, reserved). */
 int store_time_put(store_txn *t, int db, uint64_t time, const cadre_job_id *id,
                    const void *val, size_t val_len, cd_err *err);
+/* store_job_add, but the new job's origin is origin (borrowed; NULL or "":
+ * none) instead of none (store_adopt). */
+int store_job_add_origin(store_txn *t, struct store_job *job, uint64_t now_ms,
+                         const char *origin, int *duplicate, cd_err *err);
+/* Writes result record r (results DB) and its results_time entry at
+ * kept_from_ms, from which store_prune_results counts result_ttl_ms. */
+int store_result_write(store_txn *t, const struct record_job *r,
+                       uint64_t kept_from_ms, cd_err *err);
 /* Reads the pending record of id with its queue's length. Returns
  * CADRE_ENOTFOUND, CADRE_ECORRUPT (not a pending state, bad queue),
  * CADRE_ENOMEM, CADRE_EIO; on success free *r with record_job_free. */

@@ -6,17 +6,26 @@
  *   ready         [qlen u8][queue][seq u64]     -> [id16][created_at_ms u64]
  *   delayed       [available_at_ms u64][id16]   -> queue name
  *   reserved      [reserved_until_ms u64][id16] -> queue name
- *   results       id16                          -> JobRecord (DONE, no payload)
- *   results_time  [finished_at_ms u64][id16]    -> (empty)
+ *   results       id16                          -> JobRecord (DONE, no payload;
+ *                                                  or the DONE or FAILED
+ *                                                  outcome of a job of this
+ *                                                  node run elsewhere)
+ *   results_time  [kept_from_ms u64][id16]      -> (empty)
  *   failed        id16                          -> JobRecord (FAILED)
  *   meta          "schema"                      -> u32 STORE_SCHEMA_VERSION
  *                 "next_seq"                    -> u64 (seq and lease counter)
  *                 "totals/" queue               -> [done u64][failed u64]
  *                 "paused/" queue               -> (empty): a paused queue
  *
- * failed totals count the jobs in the failed DB now (retry, forget, flush and
- * prune take them out); done totals only grow. Stores made before "paused/"
- * existed have none, and older code skips them: no schema bump.
+ * kept_from_ms is a result's finished_at_ms, or for an outcome from another
+ * node (store_result_put) when it arrived; store_prune_results counts the
+ * TTL from it. failed totals count the jobs in the failed DB now (retry,
+ * forget, flush and prune take them out); done totals only grow.
+ *
+ * No schema bump for later additions that older code reads well enough:
+ * "paused/" keys (stores made before have none, older code skips them),
+ * JobRecord.origin (older code ignores it) and FAILED outcomes in results
+ * (older code reports them DONE until they are pruned).
  *
  * Index values carry the queue (and the ready head's age) so that store_open
  * rebuilds the counters from the indexes alone, without decoding records. */

@@ -1,8 +1,10 @@
 /* lend.c: moving jobs between nodes (store.h, "moving jobs between nodes"):
  * the victim lends ready jobs (kept, RESERVED and marked lent_to) and hands
- * out their transfer records, the thief adopts a record, the victim settles
- * the loan. Expired loans go through store_expired like any lease. No
- * messages and no policy here: the node decides who lends what to whom. */
+ * out their transfer records, the thief adopts a record (noting the job's
+ * origin), the victim settles the loan; the outcome of a job that ran
+ * elsewhere is stored at its origin. Expired loans go through store_expired
+ * like any lease. No messages and no policy here: the node decides who
+ * lends what to whom and where outcomes go. */
 #include "store/store.h"
 
 #include <lmdb.h>
@@ -26,7 +28,8 @@
 /* ---- lend -------------------------------------------------------------- */
 
 /* Encodes the transfer record of the stored READY record r into *out: the
- * job as the thief stores it, with nothing of this node's bookkeeping. */
+ * job as the thief stores it, with nothing of this node's bookkeeping. Its
+ * origin is the job's, not this node's: "" if it was dispatched here. */
 static int
 lend_transfer(const struct record_job *r, struct store_blob *out, cd_err *err)
 {
@@ -319,7 +322,8 @@ lend_adopt_decode(const uint8_t *rec, size_t len, struct store_job *job,
     if (rc != CADRE_OK)
         return rc;
     /* The key of a unique job lives on the node it was dispatched to;
-     * store_job_add resets the rest (state, seq, lease, lent_to, result). */
+     * store_job_add_origin resets the rest (state, seq, lease, lent_to,
+     * result). */
     cd_free(job->unique_key);
     job->unique_key = NULL;
     job->unique_until_ms = 0;
@@ -357,7 +361,7 @@ lend_cancel_loan(store_txn *t, const cadre_job_id *id, int *cancelled,
 
 int
 store_adopt(store_txn *t, const uint8_t *rec, size_t len, uint64_t now_ms,
-            cadre_job_id *id, int *duplicate, cd_err *err)
+            const char *origin, cadre_job_id *id, int *duplicate, cd_err *err)
 {
     struct store_job job;
     int              cancelled = 0, dup = 0;
@@ -369,8 +373,12 @@ store_adopt(store_txn *t, const uint8_t *rec, size_t len, uint64_t now_ms,
     if (rc != CADRE_OK) /* nothing written: the txn goes on */
         return store_wrap(err, rc, "adopt");
     rc = lend_cancel_loan(t, &job.id, &cancelled, err);
+    /* A job lent on keeps its first origin; one without was dispatched to
+     * its lender. */
+    if (job.origin != NULL)
+        origin = job.origin;
     if (rc == CADRE_OK && !cancelled)
-        rc = store_job_add(t, &job, now_ms, &dup, err);
+        rc = store_job_add_origin(t, &job, now_ms, origin, &dup, err);
     if (rc != CADRE_OK) {
         store_fail(t, err, rc);
         rc = store_wrap_id(err, rc, "adopt", &job.id);
@@ -380,5 +388,78 @@ store_adopt(store_txn *t, const uint8_t *rec, size_t len, uint64_t now_ms,
     *id = job.id;
     *duplicate = cancelled || dup != 0;
     store_job_fini(&job);
+    return CADRE_OK;
+}
+
+/* ---- outcomes from other nodes ----------------------------------------- */
+
+/* Checks that no pending job, result or failed record holds id. Writes
+ * nothing. Returns CADRE_EEXISTS saying which. */
+static int
+lend_outcome_id_free(store_txn *t, const cadre_job_id *id, cd_err *err)
+{
+    static const int dbs[3] = {KEYS_DB_JOBS, KEYS_DB_RESULTS, KEYS_DB_FAILED};
+    static const char *const what[3] = {"a pending job", "a result",
+                                        "a failed job"};
+    int                      found = 0;
+
+    for (int i = 0; i < 3; i++) {
+        int rc = store_has(t, dbs[i], id, &found, err);
+
+        if (rc != CADRE_OK)
+            return rc;
+        if (found)
+            return cd_err_set(err, CADRE_EEXISTS, "%s has this id", what[i]);
+    }
+    return CADRE_OK;
+}
+
+int
+store_result_put(store_txn *t, const struct store_job *job, uint64_t now_ms,
+                 cd_err *err)
+{
+    struct record_job r;
+    const char       *q = NULL;
+    size_t            qlen = 0;
+    int               rc;
+
+    if ((rc = store_writable(t, err)) != CADRE_OK ||
+        (rc = store_queue_name(job->queue, &q, &qlen, err)) != CADRE_OK)
+        return store_wrap_id(err, rc, "put outcome of", &job->id);
+    if (job->state != STORE_DONE && job->state != STORE_FAILED)
+        rc = cd_err_set(err, CADRE_EINVAL, "state %d is not final", job->state);
+    else if (job->task == NULL || job->task[0] == '\0')
+        rc = cd_err_set(err, CADRE_EINVAL, "no task");
+    if (rc != CADRE_OK)
+        return store_wrap_id(err, rc, "put outcome of", &job->id);
+    rc = lend_outcome_id_free(t, &job->id, err);
+    if (rc == CADRE_EEXISTS) /* the first outcome stays; txn usable */
+        return store_wrap_id(err, rc, "put outcome of", &job->id);
+    if (rc == CADRE_OK) {
+        store_to_record(job, q, &r);
+        /* An outcome, as store_job_finish keeps it: nothing to run again
+         * here, and nothing of the other node's bookkeeping. */
+        r.payload = NULL;
+        r.payload_len = 0;
+        if (r.state == STORE_FAILED) {
+            r.result = NULL;
+            r.result_len = 0;
+        }
+        r.seq = 0;
+        r.lease = 0;
+        r.reserved_until_ms = 0;
+        r.lent_to = NULL;
+        r.unique_key = NULL;
+        r.unique_until_ms = 0;
+        r.unique_until_processing = 0;
+        if (r.finished_at_ms == 0)
+            r.finished_at_ms = now_ms;
+        /* Kept from its arrival: another node's clock may lag. */
+        rc = store_result_write(t, &r, now_ms, err);
+    }
+    if (rc != CADRE_OK) {
+        store_fail(t, err, rc);
+        return store_wrap_id(err, rc, "put outcome of", &job->id);
+    }
     return CADRE_OK;
 }

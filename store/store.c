@@ -164,6 +164,7 @@ store_job_fini(struct store_job *job)
     cd_free(job->result);
     cd_free(job->unique_key);
     cd_free(job->lent_to);
+    cd_free(job->origin);
     memset(job, 0, sizeof(*job));
 }
 
@@ -202,6 +203,7 @@ store_to_record(const struct store_job *job, const char *queue,
     r->unique_until_ms = job->unique_until_ms;
     r->unique_until_processing = job->unique_until_processing;
     r->lent_to = job->lent_to;
+    r->origin = job->origin;
 }
 
 /* Copies the decoded record r into *out (owned copies; empty error strings
@@ -261,6 +263,9 @@ store_from_record(const struct record_job *r, struct store_job *out,
     out->unique_until_processing = r->unique_until_processing;
     if (r->lent_to != NULL && r->lent_to[0] != '\0' &&
         (out->lent_to = cd_strdup(r->lent_to)) == NULL)
+        goto nomem;
+    if (r->origin != NULL && r->origin[0] != '\0' &&
+        (out->origin = cd_strdup(r->origin)) == NULL)
         goto nomem;
     return CADRE_OK;
 
@@ -1119,6 +1124,13 @@ int
 store_job_add(store_txn *t, struct store_job *job, uint64_t now_ms,
               int *duplicate, cd_err *err)
 {
+    return store_job_add_origin(t, job, now_ms, NULL, duplicate, err);
+}
+
+int
+store_job_add_origin(store_txn *t, struct store_job *job, uint64_t now_ms,
+                     const char *origin, int *duplicate, cd_err *err)
+{
     struct record_job r;
     const char       *q = NULL;
     size_t            qlen = 0;
@@ -1173,6 +1185,7 @@ store_job_add(store_txn *t, struct store_job *job, uint64_t now_ms,
     r.result = NULL;
     r.result_len = 0;
     r.lent_to = NULL; /* a new job is here, not lent (store_lend) */
+    r.origin = origin;
     rc = store_write(t, KEYS_DB_JOBS, &r, MDB_NOOVERWRITE, &found, err);
     if (rc != CADRE_OK)
         goto fail;
@@ -1458,6 +1471,25 @@ out:
     return CADRE_OK;
 }
 
+/* Writes the result record r and its results_time entry at kept_from_ms,
+ * from which store_prune_results counts result_ttl_ms. */
+int
+store_result_write(store_txn *t, const struct record_job *r,
+                   uint64_t kept_from_ms, cd_err *err)
+{
+    uint8_t kb[KEYS_TIME_LEN];
+    MDB_val k = {sizeof(kb), kb}, v = {0, NULL};
+    int     rc = store_write(t, KEYS_DB_RESULTS, r, 0, NULL, err);
+
+    if (rc != CADRE_OK)
+        return rc;
+    keys_time(kb, kept_from_ms, &r->id);
+    rc = mdb_put(t->txn, t->s->dbi[KEYS_DB_RESULTS_TIME], &k, &v, 0);
+    if (rc != 0)
+        return store_mdb_err(t->s, err, rc, "mdb_put", KEYS_DB_RESULTS_TIME);
+    return CADRE_OK;
+}
+
 int
 store_job_finish(store_txn *t, struct store_job *job, uint64_t now_ms,
                  cd_err *err)
@@ -1465,7 +1497,6 @@ store_job_finish(store_txn *t, struct store_job *job, uint64_t now_ms,
     struct record_job old, r;
     const char       *q = NULL;
     size_t            qlen = 0, oqlen = 0;
-    uint8_t           kb[KEYS_TIME_LEN];
     int               rc;
 
     if ((rc = store_writable(t, err)) != CADRE_OK ||
@@ -1492,21 +1523,12 @@ store_job_finish(store_txn *t, struct store_job *job, uint64_t now_ms,
     if (r.created_at_ms == 0)
         r.created_at_ms = old.created_at_ms;
     r.reserved_until_ms = 0;
-    r.lent_to = NULL; /* a finished job is nobody's loan */
+    r.lent_to = NULL; /* a finished job is nobody's loan; origin stays */
     if (job->state == STORE_DONE) {
         /* Results are looked up, never retried: the payload is not kept. */
         r.payload = NULL;
         r.payload_len = 0;
-        rc = store_write(t, KEYS_DB_RESULTS, &r, 0, NULL, err);
-        if (rc == CADRE_OK) {
-            MDB_val k = {sizeof(kb), kb}, v = {0, NULL};
-
-            keys_time(kb, r.finished_at_ms, &r.id);
-            rc = mdb_put(t->txn, t->s->dbi[KEYS_DB_RESULTS_TIME], &k, &v, 0);
-            if (rc != 0)
-                rc = store_mdb_err(t->s, err, rc, "mdb_put",
-                                   KEYS_DB_RESULTS_TIME);
-        }
+        rc = store_result_write(t, &r, r.finished_at_ms, err);
     } else {
         rc = store_write(t, KEYS_DB_FAILED, &r, 0, NULL, err);
     }
@@ -1749,7 +1771,6 @@ store_outcome(store_txn *t, const cadre_job_id *id, int *status,
               struct store_job *out, cd_err *err)
 {
     static const int  dbs[2] = {KEYS_DB_RESULTS, KEYS_DB_FAILED};
-    static const int  statuses[2] = {CADRE_DONE, CADRE_FAILED};
     struct record_job r;
     int               found = 0;
     int               rc = store_has(t, KEYS_DB_JOBS, id, &found, err);
@@ -1761,18 +1782,22 @@ store_outcome(store_txn *t, const cadre_job_id *id, int *status,
         return CADRE_OK;
     }
     for (int i = 0; i < 2; i++) {
+        int failed;
+
         rc = store_read(t, dbs[i], id, &r, err);
         if (rc == CADRE_ENOTFOUND)
             continue;
-        if (rc == CADRE_OK && out != NULL) {
-            rc = store_from_record(&r, out, err);
-            record_job_free(&r);
-        } else if (rc == CADRE_OK) {
-            record_job_free(&r);
-        }
         if (rc != CADRE_OK)
             return store_wrap_id(err, rc, "outcome of", id);
-        *status = statuses[i];
+        /* The results DB holds FAILED outcomes of jobs that failed on
+         * another node too (store_result_put). */
+        failed = dbs[i] == KEYS_DB_FAILED || r.state == STORE_FAILED;
+        if (out != NULL)
+            rc = store_from_record(&r, out, err);
+        record_job_free(&r);
+        if (rc != CADRE_OK)
+            return store_wrap_id(err, rc, "outcome of", id);
+        *status = failed ? CADRE_FAILED : CADRE_DONE;
         return CADRE_OK;
     }
     *status = CADRE_UNKNOWN;

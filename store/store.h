@@ -86,6 +86,11 @@ struct store_job {
     /* RESERVED by store_lend: the node the job is lent to (store.h, "moving
      * jobs between nodes"); NULL when not lent. */
     char *lent_to;
+    /* The node id of the node the job was dispatched to, where its waiters
+     * are: set by store_adopt, kept through lends, saves, the result and the
+     * failed record; NULL when it was dispatched here. The node sends the
+     * outcome of a job with an origin home (store_result_put there). */
+    char *origin;
 };
 
 void store_job_fini(struct store_job *job); /* accepts NULL; zeroes */
@@ -120,7 +125,8 @@ void store_txn_abort(store_txn *txn); /* accepts NULL */
  * A unique job (unique_key set) whose key is held by another pending job is
  * not stored either: *duplicate = 2 and job->id receives the holder's id.
  * A NULL or empty queue is stored as "default"; created_at_ms 0 as now_ms;
- * lent_to is ignored (a new job is nobody's loan).
+ * lent_to is ignored (a new job is nobody's loan), and so is origin (a job
+ * dispatched here is this node's; store_adopt stores one that is not).
  * Returns CADRE_EFULL, CADRE_EIO, CADRE_EINVAL (queue name too long). */
 int store_job_add(store_txn *txn, struct store_job *job, uint64_t now_ms,
                   int *duplicate, cd_err *err);
@@ -146,7 +152,8 @@ int store_reserve(store_txn *txn, const char *const *queues, size_t queues_n,
  * it has one, so a returned job keeps its place; pass seq = 0 to put it at
  * the back (job->seq receives the new one). job is written as a whole, so it
  * must be a full record (from store_job_get, store_reserve, store_expired);
- * lent_to too, as given (an expired loan: set it NULL with state READY).
+ * lent_to and origin too, as given (an expired loan: set lent_to NULL with
+ * state READY).
  * Returns CADRE_ENOTFOUND if the job is not pending, CADRE_EINVAL for
  * another state. */
 int store_job_save(store_txn *txn, struct store_job *job, cd_err *err);
@@ -154,7 +161,9 @@ int store_job_save(store_txn *txn, struct store_job *job, cd_err *err);
 /* Finishes a pending job as DONE (result kept for result_ttl_ms, without the
  * payload) or FAILED (moved to the failed-job store with error_type/error and
  * the payload), according to job->state, and bumps the queue's done/failed
- * total. job->finished_at_ms is set to now_ms if 0. Returns
+ * total. job->finished_at_ms is set to now_ms if 0. Both records keep
+ * job->origin (the caller sends the outcome home when it is set and not
+ * this node) and drop lent_to. Returns
  * CADRE_ENOTFOUND if the job is not pending, CADRE_EINVAL for another
  * state. */
 int store_job_finish(store_txn *txn, struct store_job *job, uint64_t now_ms,
@@ -177,13 +186,15 @@ int store_next_times(store_txn *txn, uint64_t *next_due_ms,
                      uint64_t *next_deadline_ms, cd_err *err);
 
 /* The outcome of a job: CADRE_PENDING (pending record), CADRE_DONE (result
- * record), CADRE_FAILED (failed store), CADRE_UNKNOWN. out (may be NULL) is
- * filled for DONE/FAILED (result, error), untouched otherwise; free with
- * store_job_fini. */
+ * record), CADRE_FAILED (failed store, or a FAILED outcome that ran on
+ * another node: store_result_put), CADRE_UNKNOWN. out (may be NULL) is
+ * filled for DONE/FAILED (result, error; state STORE_DONE or STORE_FAILED),
+ * untouched otherwise; free with store_job_fini. */
 int store_outcome(store_txn *txn, const cadre_job_id *id, int *status,
                   struct store_job *out, cd_err *err);
 
-/* Deletes done results older than result_ttl_ms (at most max per call). */
+/* Deletes results (store_job_finish's, and the DONE or FAILED outcomes of
+ * store_result_put) older than result_ttl_ms (at most max per call). */
 int store_prune_results(store_txn *txn, uint64_t now_ms, size_t max,
                         size_t *pruned, cd_err *err);
 
@@ -207,7 +218,9 @@ uint64_t store_ready_in(const store *s, const char *const *queues,
  * keyed by id, so scans go in id order (ids are time-ordered: dispatch
  * order). Every scan is bounded; a caller continues with after = *last. The
  * per-queue failed counter (store_stats) is the number of jobs in the
- * failed DB: whatever takes a job out decrements it. */
+ * failed DB: whatever takes a job out decrements it. A job that failed on
+ * another node is in that node's failed DB, not here (here: its outcome in
+ * the results DB, store_result_put), and is listed and retried there. */
 
 /* Which failed jobs a scan visits and how far it goes. */
 struct store_failed_scan {
@@ -238,10 +251,11 @@ int store_failed_get(store_txn *txn, const cadre_job_id *id,
 /* Moves failed job id back to READY at the back of its queue (write txn),
  * as a fresh attempt: attempts and exceptions 0, error cleared,
  * created_at_ms and available_at_ms now_ms (its wait starts now); options
- * and payload as they were. It leaves the failed DB (the queue's failed
- * count drops). Returns CADRE_ENOTFOUND (not a failed job), CADRE_EEXISTS (a
- * pending job or a result holds the id; nothing written), CADRE_EFULL,
- * CADRE_EIO. */
+ * and payload as they were; origin cleared (store_job_add), so its new
+ * outcome stays here, where the retry was asked for. It leaves the failed DB
+ * (the queue's failed count drops). Returns CADRE_ENOTFOUND (not a failed job),
+ * CADRE_EEXISTS (a pending job or a result holds the id; nothing written),
+ * CADRE_EFULL, CADRE_EIO. */
 int store_failed_retry(store_txn *txn, const cadre_job_id *id, uint64_t now_ms,
                        cd_err *err);
 
@@ -309,7 +323,14 @@ int store_paused_queues(const store *s, char ***out, size_t *out_n,
  * store_expired returns the job with lent_to set at reserved_until_ms; the
  * caller sets state READY and lent_to NULL (cd_free) and saves it
  * (store_job_save), which puts it back at its old place (its seq is kept in
- * the stored record), attempts unchanged. No messages, no policy here. */
+ * the stored record), attempts unchanged.
+ *
+ * Outcomes go home. A job keeps the node id of the node it was dispatched
+ * to (origin; its waiters are there) across any number of loans: the first
+ * adopter sets it to its lender's id, later ones keep it. The node that
+ * finishes a job with an origin other than itself sends the outcome there,
+ * where store_result_put stores it for store_outcome. No messages, no
+ * policy here. */
 
 /* An encoded record. data is owned: the receiver frees it with cd_free. */
 struct store_blob {
@@ -327,7 +348,8 @@ struct store_blob {
  * each job's transfer record, in lending order: the job encoded
  * (record_job_pack) as the thief should store it: state READY, seq 0,
  * lent_to "", lease 0, reserved_until_ms 0, unique fields empty; every other
- * field (attempts, exceptions, opts, created_at_ms, error, ...) kept. *out_n
+ * field (attempts, exceptions, opts, created_at_ms, error, origin, ...)
+ * kept: origin "" if the job was dispatched here (store_adopt fills in). *out_n
  * receives the count; the caller frees each out[i].data with cd_free. On
  * error out holds nothing to free.
  * Returns CADRE_EINVAL (to NULL or "", a queue name too long; nothing
@@ -345,23 +367,55 @@ int store_lend(store_txn *txn, const char *const *queues, size_t queues_n,
 int store_lend_settle(store_txn *txn, const cadre_job_id *ids, size_t n,
                       const char *to, size_t *settled, cd_err *err);
 
-/* Takes in a job another node lent, from its transfer record (rec, len:
+/* Takes in a job that node `origin` lent, from its transfer record (rec, len:
  * borrowed for the call; write txn). It is stored READY at the back of its
  * queue (fresh seq), or DELAYED if available_at_ms > now_ms; attempts,
  * exceptions, options, created_at_ms and error kept. The record's state,
  * seq, lease, deadline, lent_to and unique fields are ignored: the thief
- * never holds a unique key. If a pending job, result or failed record with
- * this id exists, nothing is written and *duplicate = 1 (the caller may
- * still tell the lender it has the job), with one exception: a pending job
- * this node itself lent out (the job came back before the loan settled)
- * has its loan cancelled: it goes back to READY at its old place, as on
- * expiry, so that settling that loan later cannot delete the only copy;
- * *duplicate = 1 too. Otherwise *duplicate = 0. *id receives the job's id.
+ * never holds a unique key. origin (borrowed; NULL or "": none) is the
+ * lender's node id: the job's origin becomes it if the record has none (the
+ * lender is where the job was dispatched); a record's own origin is kept (a
+ * job lent on keeps its first). The store does not know its own node id: a
+ * job that comes home by a loan after its loan there settled keeps origin =
+ * this node's id, which the node recognises as its own. If a pending job,
+ * result or failed record with this id exists, nothing is written and
+ * *duplicate = 1 (the caller may still tell the lender it has the job), with
+ * one exception: a pending job this node itself lent out (the job came back
+ * before the loan settled) has its loan cancelled: it goes back to READY at
+ * its old place, as on expiry, with the origin it had here, so that settling
+ * that loan later cannot delete the only copy; *duplicate = 1 too.
+ * Otherwise *duplicate = 0. *id receives the job's id.
  * Returns CADRE_ECORRUPT (rec is not a job record: undecodable, id not 16
  * bytes, empty task, queue name too long; nothing written, the txn stays
  * usable), CADRE_ENOMEM, CADRE_EFULL, CADRE_EIO (the txn is then spent). */
 int store_adopt(store_txn *txn, const uint8_t *rec, size_t len, uint64_t now_ms,
-                cadre_job_id *id, int *duplicate, cd_err *err);
+                const char *origin, cadre_job_id *id, int *duplicate,
+                cd_err *err);
+
+/* Stores the final outcome of a job that ran on another node and whose
+ * origin is this node (write txn): job (borrowed for the call) has state
+ * STORE_DONE or STORE_FAILED, with id, task, queue, attempts, exceptions,
+ * result (DONE; dropped for FAILED), error_type/error, finished_at_ms (0:
+ * now_ms) and origin (kept as given, like store_job_finish's records); its
+ * payload, seq, lease, deadline, lent_to and unique fields are not stored.
+ * It goes to the results DB, FAILED too (the failed job itself stays in the
+ * failed DB of the node that ran it, where it can be listed and retried),
+ * indexed for pruning like any result but from now_ms, its arrival: it is
+ * kept result_ttl_ms here whatever the other node's clock said. So
+ * store_outcome reports it (CADRE_DONE or CADRE_FAILED). Queue done/failed
+ * totals are not bumped (they count jobs run here) and no queue is created.
+ * If a pending job (it came back after its loan expired, and will run
+ * here), a result or a failed record already holds the id, nothing is
+ * written and CADRE_EEXISTS is returned, the txn still usable: the first
+ * outcome stays. A job this node lent out whose loan is not settled yet is
+ * still pending here (RESERVED, lent_to set): the outcome proves a thief
+ * adopted it, so settle that loan first (store_lend_settle to its lent_to,
+ * same txn).
+ * Returns CADRE_EINVAL (state not DONE or FAILED, no task, queue name too
+ * long; nothing written), CADRE_EEXISTS, CADRE_EFULL, CADRE_EIO (the txn is
+ * then spent). */
+int store_result_put(store_txn *txn, const struct store_job *job,
+                     uint64_t now_ms, cd_err *err);
 
 /* Number of jobs lent out now (RESERVED with lent_to set; counted at
  * store_open from the reserved jobs' records), in memory like store_pending

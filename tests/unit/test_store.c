@@ -130,6 +130,7 @@ TEST(add_and_duplicate)
     REQUIRE(s != NULL);
     REQUIRE(store_txn_begin(s, 0, &t, &err) == CADRE_OK);
     CHECK_EQ(store_txn_begin(s, 0, &t, &err), CADRE_EBUSY);
+    j.origin = (char *)"node-z"; /* ignored: a job dispatched here */
     REQUIRE(store_job_add(t, &j, T0, &dup, &err) == CADRE_OK);
     CHECK_EQ(dup, 0);
     CHECK_EQ(j.state, STORE_READY);
@@ -154,6 +155,7 @@ TEST(add_and_duplicate)
     CHECK(got.payload && memcmp(got.payload, j.payload, j.payload_len) == 0);
     CHECK_EQ(got.created_at_ms, j.created_at_ms);
     CHECK_EQ(got.state, STORE_READY);
+    CHECK(got.origin == NULL);
     store_job_fini(&got);
     CHECK_EQ(got.task, NULL);
     store_job_fini(NULL);

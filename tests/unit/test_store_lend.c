@@ -2,7 +2,8 @@
  * and a thief in one temp dir): lending in queue and FIFO order, transfer
  * records, adopt (duplicates, garbage, a job coming back), settle, expired
  * loans back at their old place, loans surviving a crash, counters through
- * all of it, and allocation faults. */
+ * all of it, allocation faults, the job's origin through loans and
+ * outcomes, and outcomes from other nodes (store_result_put). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #define T0 1000000u /* a "now" in ms */
 #define LEND_MS 500u
 #define THIEF "node-b"
+#define VICTIM "node-a"
 
 static store *
 open_store_mb(const char *dir, size_t map_mb)
@@ -353,15 +355,15 @@ TEST(lend_adopt_settle)
 
     REQUIRE(store_txn_begin(th, 0, &t, &err) == CADRE_OK);
     for (size_t i = 0; i < n; i++) {
-        REQUIRE(store_adopt(t, out[i].data, out[i].len, T0 + 1, &ids[i], &dup,
-                            &err) == CADRE_OK);
+        REQUIRE(store_adopt(t, out[i].data, out[i].len, T0 + 1, VICTIM, &ids[i],
+                            &dup, &err) == CADRE_OK);
         CHECK_EQ(dup, 0);
         CHECK_EQ(idnum(&ids[i]), i + 1);
     }
     CHECK_COUNTS(th, "default", 3, 0, 0, 0, 0);
     /* Adopting again (a resent transfer) changes nothing. */
-    REQUIRE(store_adopt(t, out[0].data, out[0].len, T0 + 2, &ids[3], &dup,
-                        &err) == CADRE_OK);
+    REQUIRE(store_adopt(t, out[0].data, out[0].len, T0 + 2, VICTIM, &ids[3],
+                        &dup, &err) == CADRE_OK);
     CHECK_EQ(dup, 1);
     CHECK_EQ(idnum(&ids[3]), 1);
     CHECK_COUNTS(th, "default", 3, 0, 0, 0, 0);
@@ -381,8 +383,8 @@ TEST(lend_adopt_settle)
     /* Once done there, a resent transfer is still a duplicate. */
     res[1].state = STORE_DONE;
     REQUIRE(store_job_finish(t, &res[1], T0 + 6, &err) == CADRE_OK);
-    REQUIRE(store_adopt(t, out[0].data, out[0].len, T0 + 7, &ids[3], &dup,
-                        &err) == CADRE_OK);
+    REQUIRE(store_adopt(t, out[0].data, out[0].len, T0 + 7, VICTIM, &ids[3],
+                        &dup, &err) == CADRE_OK);
     CHECK_EQ(dup, 1);
     CHECK_COUNTS(th, "default", 0, 0, 2, 1, 0);
     REQUIRE(store_txn_commit(t, &err) == CADRE_OK);
@@ -450,24 +452,27 @@ TEST(adopt_rejects_garbage)
 
     REQUIRE(s != NULL);
     REQUIRE(store_txn_begin(s, 0, &t, &err) == CADRE_OK);
-    CHECK_EQ(store_adopt(t, (const uint8_t *)junk, sizeof(junk), T0, &id, &dup,
-                         &err),
+    CHECK_EQ(store_adopt(t, (const uint8_t *)junk, sizeof(junk), T0, VICTIM,
+                         &id, &dup, &err),
              CADRE_ECORRUPT);
     CHECK_CONTAINS(err.msg, "adopt");
-    CHECK_EQ(store_adopt(t, buf, 0, T0, &id, &dup, &err), CADRE_ECORRUPT);
+    CHECK_EQ(store_adopt(t, buf, 0, T0, VICTIM, &id, &dup, &err),
+             CADRE_ECORRUPT);
     /* Records that decode but are no job: no task; a queue too long. */
     memset(&r, 0, sizeof(r));
     r.id = mkid(78);
     r.queue = "default";
     REQUIRE(record_job_size(&r) <= sizeof(buf));
-    CHECK_EQ(store_adopt(t, buf, record_job_pack(&r, buf), T0, &id, &dup, &err),
+    CHECK_EQ(store_adopt(t, buf, record_job_pack(&r, buf), T0, VICTIM, &id,
+                         &dup, &err),
              CADRE_ECORRUPT);
     memset(longq, 'q', sizeof(longq) - 1);
     longq[sizeof(longq) - 1] = '\0';
     r.task = "echo";
     r.queue = longq;
     REQUIRE(record_job_size(&r) <= sizeof(buf));
-    CHECK_EQ(store_adopt(t, buf, record_job_pack(&r, buf), T0, &id, &dup, &err),
+    CHECK_EQ(store_adopt(t, buf, record_job_pack(&r, buf), T0, VICTIM, &id,
+                         &dup, &err),
              CADRE_ECORRUPT);
     CHECK_EQ(dup, -1);
     CHECK_EQ(idnum(&id), 77);
@@ -506,13 +511,13 @@ TEST(adopt_unique_and_delayed)
     r.created_at_ms = T0 - 5;
     REQUIRE(record_job_size(&r) <= sizeof(buf));
     REQUIRE(store_txn_begin(s, 0, &t, &err) == CADRE_OK);
-    REQUIRE(store_adopt(t, buf, record_job_pack(&r, buf), T0, &id, &dup,
+    REQUIRE(store_adopt(t, buf, record_job_pack(&r, buf), T0, VICTIM, &id, &dup,
                         &err) == CADRE_OK);
     CHECK_EQ(dup, 0);
     r.id = mkid(2);
     r.unique_key = NULL;
     r.available_at_ms = T0 + 100;
-    REQUIRE(store_adopt(t, buf, record_job_pack(&r, buf), T0, &id, &dup,
+    REQUIRE(store_adopt(t, buf, record_job_pack(&r, buf), T0, VICTIM, &id, &dup,
                         &err) == CADRE_OK);
     CHECK_EQ(dup, 0);
     CHECK_COUNTS(s, "q", 1, 1, 0, 0, 0);
@@ -521,6 +526,7 @@ TEST(adopt_unique_and_delayed)
     CHECK_EQ(got.attempts, 3);
     CHECK(got.unique_key == NULL);
     CHECK(got.lent_to == NULL);
+    CHECK_STR(got.origin, VICTIM);
     CHECK_EQ(got.lease, 0);
     CHECK_EQ(got.created_at_ms, T0 - 5); /* kept as sent */
     store_job_fini(&got);
@@ -720,15 +726,15 @@ TEST(adopt_of_own_loan_cancels_it)
     REQUIRE_EQ(n, 1);
 
     REQUIRE(store_txn_begin(th, 0, &t, &err) == CADRE_OK);
-    REQUIRE(store_adopt(t, out[0].data, out[0].len, T0, &id, &dup, &err) ==
-            CADRE_OK);
+    REQUIRE(store_adopt(t, out[0].data, out[0].len, T0, VICTIM, &id, &dup,
+                        &err) == CADRE_OK);
     REQUIRE(store_lend(t, qs, 1, 1, T0, LEND_MS, "node-a", back, &nb, &err) ==
             CADRE_OK);
     REQUIRE_EQ(nb, 1);
     REQUIRE(store_txn_commit(t, &err) == CADRE_OK);
 
     REQUIRE(store_txn_begin(v, 0, &t, &err) == CADRE_OK);
-    REQUIRE(store_adopt(t, back[0].data, back[0].len, T0 + 1, &id, &dup,
+    REQUIRE(store_adopt(t, back[0].data, back[0].len, T0 + 1, THIEF, &id, &dup,
                         &err) == CADRE_OK);
     CHECK_EQ(dup, 1);
     CHECK_EQ(idnum(&id), 1);
@@ -738,6 +744,7 @@ TEST(adopt_of_own_loan_cancels_it)
     CHECK_EQ(got.state, STORE_READY);
     CHECK_EQ(got.seq, seq1);
     CHECK(got.lent_to == NULL);
+    CHECK(got.origin == NULL); /* still dispatched here */
     store_job_fini(&got);
     REQUIRE(store_lend_settle(t, &id, 1, THIEF, &settled, &err) == CADRE_OK);
     CHECK_EQ(settled, 0);
@@ -818,7 +825,8 @@ TEST(allocation_faults)
         if (rc == CADRE_OK)
             rc = store_lend_settle(t, ids, 1, THIEF, &settled, NULL);
         if (rc == CADRE_OK) /* job 2's loan is still ours: cancelled */
-            rc = store_adopt(t, out[1].data, out[1].len, T0, &id, &dup, NULL);
+            rc = store_adopt(t, out[1].data, out[1].len, T0, VICTIM, &id, &dup,
+                             NULL);
         cd_alloc_fail_after(-1);
         if (lent)
             blobs_free(out, n);
@@ -872,8 +880,8 @@ TEST(allocation_faults_commit)
 
             rc = store_lend_settle(t, ids, 1, THIEF, &settled, NULL);
             if (rc == CADRE_OK)
-                rc = store_adopt(t, out[1].data, out[1].len, T0, &id, &dup,
-                                 NULL);
+                rc = store_adopt(t, out[1].data, out[1].len, T0, VICTIM, &id,
+                                 &dup, NULL);
             blobs_free(out, n);
         }
         cd_alloc_fail_after(-1);
@@ -944,6 +952,453 @@ TEST(map_full_lend)
     store_close(s);
 }
 
+/* Where a job was dispatched goes with it: the first adopter notes its
+ * lender, later loans keep that, and so do the result and failed records.
+ * Three stores: a (VICTIM) dispatches, b (THIEF) steals, c steals from b. */
+TEST(origin_follows_the_job)
+{
+    const char       *base = tap_tmpdir();
+    char              adir[300], bdir[300], cdir[300];
+    store            *a = open_sub(base, "a", adir, sizeof(adir));
+    store            *b = open_sub(base, "b", bdir, sizeof(bdir));
+    store            *c = open_sub(base, "c", cdir, sizeof(cdir));
+    store_txn        *t = NULL;
+    struct store_blob out[2], on[1];
+    struct store_job  res[2], got;
+    struct record_job r;
+    const char *const qs[] = {"default"};
+    cadre_job_id      id;
+    size_t            n = 0, m = 0;
+    int               dup = -1, st = -1;
+    cd_err            err = {0};
+
+    REQUIRE(a != NULL && b != NULL && c != NULL);
+    REQUIRE(store_txn_begin(a, 0, &t, &err) == CADRE_OK);
+    REQUIRE(add(t, 1, "default") != 0);
+    REQUIRE(add(t, 2, "default") != 0);
+    REQUIRE(store_txn_commit(t, &err) == CADRE_OK);
+    REQUIRE(lend_commit(a, qs, 1, 2, out, &n) == CADRE_OK);
+    REQUIRE_EQ(n, 2);
+    /* Dispatched at a: its transfer records name no origin. */
+    REQUIRE(record_job_unpack(out[0].data, out[0].len, &r, &err) == CADRE_OK);
+    CHECK_STR(r.origin, "");
+    record_job_free(&r);
+
+    /* b adopts from a: the origin is a. */
+    REQUIRE(store_txn_begin(b, 0, &t, &err) == CADRE_OK);
+    for (size_t i = 0; i < n; i++) {
+        REQUIRE(store_adopt(t, out[i].data, out[i].len, T0, VICTIM, &id, &dup,
+                            &err) == CADRE_OK);
+        CHECK_EQ(dup, 0);
+    }
+    REQUIRE(store_job_get(t, IDP(1), &got, &err) == CADRE_OK);
+    CHECK_STR(got.origin, VICTIM);
+    store_job_fini(&got);
+    /* b lends job 1 on to c: the transfer record and b's loan keep a. */
+    REQUIRE(store_lend(t, qs, 1, 1, T0, LEND_MS, "node-c", on, &m, &err) ==
+            CADRE_OK);
+    REQUIRE_EQ(m, 1);
+    REQUIRE(record_job_unpack(on[0].data, on[0].len, &r, &err) == CADRE_OK);
+    CHECK_EQ(idnum(&r.id), 1);
+    CHECK_STR(r.origin, VICTIM);
+    record_job_free(&r);
+    REQUIRE(store_job_get(t, IDP(1), &got, &err) == CADRE_OK);
+    CHECK_STR(got.lent_to, "node-c");
+    CHECK_STR(got.origin, VICTIM);
+    store_job_fini(&got);
+    /* b runs job 2 and it fails: the failed record keeps the origin. */
+    REQUIRE(store_reserve(t, qs, 1, 1, T0 + 1, 1000, res, &m, &err) ==
+            CADRE_OK);
+    REQUIRE_EQ(m, 1);
+    CHECK_EQ(idnum(&res[0].id), 2);
+    CHECK_STR(res[0].origin, VICTIM);
+    res[0].state = STORE_FAILED;
+    res[0].error = cd_strdup("boom");
+    REQUIRE(store_job_finish(t, &res[0], T0 + 2, &err) == CADRE_OK);
+    store_job_fini(&res[0]);
+    REQUIRE(store_failed_get(t, IDP(2), &got, &err) == CADRE_OK);
+    CHECK_STR(got.origin, VICTIM);
+    CHECK(got.lent_to == NULL);
+    store_job_fini(&got);
+    REQUIRE(store_txn_commit(t, &err) == CADRE_OK);
+
+    /* c adopts from b: the record's origin (a) wins over the lender. */
+    REQUIRE(store_txn_begin(c, 0, &t, &err) == CADRE_OK);
+    REQUIRE(store_adopt(t, on[0].data, on[0].len, T0, THIEF, &id, &dup, &err) ==
+            CADRE_OK);
+    CHECK_EQ(dup, 0);
+    REQUIRE(store_job_get(t, IDP(1), &got, &err) == CADRE_OK);
+    CHECK_STR(got.origin, VICTIM);
+    store_job_fini(&got);
+    /* c runs it: the result keeps the origin, for the node to send home. */
+    REQUIRE(store_reserve(t, qs, 1, 1, T0 + 1, 1000, res, &m, &err) ==
+            CADRE_OK);
+    REQUIRE_EQ(m, 1);
+    res[0].state = STORE_DONE;
+    REQUIRE(store_job_finish(t, &res[0], T0 + 3, &err) == CADRE_OK);
+    store_job_fini(&res[0]);
+    REQUIRE(store_outcome(t, IDP(1), &st, &got, &err) == CADRE_OK);
+    CHECK_EQ(st, CADRE_DONE);
+    CHECK_STR(got.origin, VICTIM);
+    CHECK(got.lent_to == NULL);
+    store_job_fini(&got);
+    REQUIRE(store_txn_commit(t, &err) == CADRE_OK);
+
+    /* After a reopen too. */
+    store_close(b);
+    REQUIRE((b = open_store(bdir)) != NULL);
+    REQUIRE(store_txn_begin(b, 1, &t, &err) == CADRE_OK);
+    REQUIRE(store_job_get(t, IDP(1), &got, &err) == CADRE_OK);
+    CHECK_STR(got.origin, VICTIM);
+    store_job_fini(&got);
+    REQUIRE(store_outcome(t, IDP(2), &st, &got, &err) == CADRE_OK);
+    CHECK_EQ(st, CADRE_FAILED);
+    CHECK_STR(got.origin, VICTIM);
+    store_job_fini(&got);
+    store_txn_abort(t);
+    /* A retry asked for at b is b's: its new outcome stays there. */
+    REQUIRE(store_txn_begin(b, 0, &t, &err) == CADRE_OK);
+    REQUIRE(store_failed_retry(t, IDP(2), T0 + 9, &err) == CADRE_OK);
+    REQUIRE(store_job_get(t, IDP(2), &got, &err) == CADRE_OK);
+    CHECK(got.origin == NULL);
+    store_job_fini(&got);
+    REQUIRE(store_txn_commit(t, &err) == CADRE_OK);
+    blobs_free(out, n);
+    blobs_free(on, 1);
+    store_close(a);
+    store_close(b);
+    store_close(c);
+}
+
+/* A transfer record adopted without a lender's id (NULL or ""): the job has
+ * no origin, or keeps its own. */
+TEST(adopt_without_origin)
+{
+    char              dir[300];
+    store            *s = open_sub(tap_tmpdir(), "thief", dir, sizeof(dir));
+    store_txn        *t = NULL;
+    struct record_job r;
+    struct store_job  got;
+    cadre_job_id      id;
+    uint8_t           buf[512];
+    int               dup = -1;
+    cd_err            err = {0};
+
+    REQUIRE(s != NULL);
+    memset(&r, 0, sizeof(r));
+    r.task = "echo";
+    r.queue = "q";
+    REQUIRE(store_txn_begin(s, 0, &t, &err) == CADRE_OK);
+    r.id = mkid(1);
+    REQUIRE(store_adopt(t, buf, record_job_pack(&r, buf), T0, NULL, &id, &dup,
+                        &err) == CADRE_OK);
+    r.id = mkid(2);
+    REQUIRE(store_adopt(t, buf, record_job_pack(&r, buf), T0, "", &id, &dup,
+                        &err) == CADRE_OK);
+    r.id = mkid(3);
+    r.origin = "node-z";
+    REQUIRE(store_adopt(t, buf, record_job_pack(&r, buf), T0, NULL, &id, &dup,
+                        &err) == CADRE_OK);
+    for (unsigned i = 1; i <= 2; i++) {
+        REQUIRE(store_job_get(t, IDP(i), &got, &err) == CADRE_OK);
+        CHECK(got.origin == NULL);
+        store_job_fini(&got);
+    }
+    REQUIRE(store_job_get(t, IDP(3), &got, &err) == CADRE_OK);
+    CHECK_STR(got.origin, "node-z");
+    store_job_fini(&got);
+    REQUIRE(store_txn_commit(t, &err) == CADRE_OK);
+    store_close(s);
+}
+
+/* The final state of job n of queue "q" as the node that ran it sends it
+ * home (borrows static strings; never fini'd). */
+static struct store_job
+mkoutcome(unsigned n, int state)
+{
+    static uint8_t   payload[] = "payload";
+    static uint8_t   result[] = "r";
+    struct store_job j;
+
+    memset(&j, 0, sizeof(j));
+    j.id = mkid(n);
+    j.task = (char *)"echo";
+    j.queue = (char *)"q";
+    j.payload = payload; /* not stored: the node that ran it keeps it */
+    j.payload_len = sizeof(payload);
+    j.state = state;
+    j.attempts = 2;
+    j.exceptions = state == STORE_FAILED ? 2 : 1;
+    j.created_at_ms = T0 - 100;
+    j.finished_at_ms = T0 - 7;
+    j.result = result;
+    j.result_len = 1;
+    j.origin = (char *)VICTIM;
+    j.lent_to = (char *)THIEF;
+    j.seq = 77;
+    j.lease = 78;
+    if (state == STORE_FAILED) {
+        j.error_type = (char *)"HandlerError";
+        j.error = (char *)"boom";
+    }
+    return j;
+}
+
+/* Outcomes of jobs that ran elsewhere: DONE and FAILED go to the results
+ * DB for store_outcome; the first outcome stays; a pending job, a result or
+ * a failed record here refuses it; queue totals do not move. */
+TEST(result_put_outcomes)
+{
+    char                     dir[300];
+    store                   *s = open_sub(tap_tmpdir(), "a", dir, sizeof(dir));
+    store_txn               *t = NULL;
+    struct store_job         j, got, res[1];
+    struct store_failed_scan sc = {.max = 8, .scan_max = 100};
+    const char *const        qs[] = {"q"};
+    cadre_queue_stats       *v = NULL;
+    cadre_job_id             last;
+    char                     longq[STORE_QUEUE_MAX + 2];
+    size_t                   n = 0, m = 0;
+    int                      st = -1, more = -1, dup = -1;
+    cd_err                   err = {0};
+
+    REQUIRE(s != NULL);
+    REQUIRE(store_txn_begin(s, 0, &t, &err) == CADRE_OK);
+    j = mkoutcome(1, STORE_DONE);
+    REQUIRE(store_result_put(t, &j, T0, &err) == CADRE_OK);
+    j = mkoutcome(2, STORE_FAILED);
+    REQUIRE(store_result_put(t, &j, T0, &err) == CADRE_OK);
+    j = mkoutcome(3, STORE_DONE);
+    j.finished_at_ms = 0; /* now_ms */
+    REQUIRE(store_result_put(t, &j, T0 + 1, &err) == CADRE_OK);
+    REQUIRE(store_txn_commit(t, &err) == CADRE_OK);
+
+    /* Queue totals count jobs run here: no queue at all. */
+    REQUIRE(store_stats(s, T0, &v, &n, &err) == CADRE_OK);
+    CHECK_EQ(n, 0);
+    cd_free(v);
+    CHECK_EQ(store_pending(s), 0);
+
+    REQUIRE(store_txn_begin(s, 1, &t, &err) == CADRE_OK);
+    REQUIRE(store_outcome(t, IDP(1), &st, &got, &err) == CADRE_OK);
+    CHECK_EQ(st, CADRE_DONE);
+    CHECK_EQ(got.state, STORE_DONE);
+    CHECK(got.result_len == 1 && got.result != NULL && got.result[0] == 'r');
+    CHECK(got.payload == NULL);
+    CHECK_EQ(got.attempts, 2);
+    CHECK_EQ(got.exceptions, 1);
+    CHECK_EQ(got.finished_at_ms, T0 - 7);
+    CHECK_EQ(got.created_at_ms, T0 - 100);
+    CHECK_STR(got.task, "echo");
+    CHECK_STR(got.queue, "q");
+    CHECK_STR(got.origin, VICTIM);
+    CHECK(got.lent_to == NULL);
+    CHECK_EQ(got.seq, 0);
+    CHECK_EQ(got.lease, 0);
+    store_job_fini(&got);
+    REQUIRE(store_outcome(t, IDP(2), &st, &got, &err) == CADRE_OK);
+    CHECK_EQ(st, CADRE_FAILED);
+    CHECK_EQ(got.state, STORE_FAILED);
+    CHECK_STR(got.error_type, "HandlerError");
+    CHECK_STR(got.error, "boom");
+    CHECK(got.result == NULL);
+    CHECK(got.payload == NULL);
+    CHECK_EQ(got.exceptions, 2);
+    store_job_fini(&got);
+    REQUIRE(store_outcome(t, IDP(3), &st, &got, &err) == CADRE_OK);
+    CHECK_EQ(st, CADRE_DONE);
+    CHECK_EQ(got.finished_at_ms, T0 + 1);
+    store_job_fini(&got);
+    REQUIRE(store_outcome(t, IDP(2), &st, NULL, &err) == CADRE_OK);
+    CHECK_EQ(st, CADRE_FAILED);
+    /* The failed job is listed where it failed, not here. */
+    REQUIRE(store_failed_list(t, &sc, 0, res, &m, &last, &more, &err) ==
+            CADRE_OK);
+    CHECK_EQ(m, 0);
+    CHECK_EQ(store_failed_get(t, IDP(2), &got, &err), CADRE_ENOTFOUND);
+    store_txn_abort(t);
+
+    REQUIRE(store_txn_begin(s, 0, &t, &err) == CADRE_OK);
+    /* The first outcome stays: a second one (a duplicate run) is refused,
+     * writing nothing, and the txn goes on. */
+    j = mkoutcome(1, STORE_FAILED);
+    CHECK_EQ(store_result_put(t, &j, T0 + 2, &err), CADRE_EEXISTS);
+    CHECK_CONTAINS(err.msg, "a result has this id");
+    j = mkoutcome(2, STORE_DONE);
+    CHECK_EQ(store_result_put(t, &j, T0 + 2, &err), CADRE_EEXISTS);
+    REQUIRE(store_outcome(t, IDP(1), &st, NULL, &err) == CADRE_OK);
+    CHECK_EQ(st, CADRE_DONE);
+    REQUIRE(store_outcome(t, IDP(2), &st, NULL, &err) == CADRE_OK);
+    CHECK_EQ(st, CADRE_FAILED);
+    /* The id stays taken, as for any outcome: no dispatch, no retry. */
+    j = mkjob(2, "q");
+    REQUIRE(store_job_add(t, &j, T0, &dup, &err) == CADRE_OK);
+    CHECK_EQ(dup, 1);
+    CHECK_EQ(store_failed_retry(t, IDP(2), T0, &err), CADRE_ENOTFOUND);
+
+    /* A job pending here (back after its loan expired): refused, and the
+     * job stays as it was. */
+    REQUIRE(add(t, 10, "q") != 0);
+    j = mkoutcome(10, STORE_DONE);
+    CHECK_EQ(store_result_put(t, &j, T0 + 2, &err), CADRE_EEXISTS);
+    CHECK_CONTAINS(err.msg, "a pending job has this id");
+    REQUIRE(store_outcome(t, IDP(10), &st, NULL, &err) == CADRE_OK);
+    CHECK_EQ(st, CADRE_PENDING);
+    REQUIRE(store_job_get(t, IDP(10), &got, &err) == CADRE_OK);
+    CHECK_EQ(got.state, STORE_READY);
+    store_job_fini(&got);
+    /* A job that failed here: refused, the failed record stays. */
+    REQUIRE(add(t, 11, "q") != 0);
+    REQUIRE(store_reserve(t, qs, 1, 1, T0, 1000, res, &m, &err) == CADRE_OK);
+    REQUIRE_EQ(m, 1);
+    CHECK_EQ(idnum(&res[0].id), 10);
+    store_job_fini(&res[0]);
+    REQUIRE(store_reserve(t, qs, 1, 1, T0, 1000, res, &m, &err) == CADRE_OK);
+    REQUIRE_EQ(m, 1);
+    CHECK_EQ(idnum(&res[0].id), 11);
+    res[0].state = STORE_FAILED;
+    REQUIRE(store_job_finish(t, &res[0], T0 + 3, &err) == CADRE_OK);
+    store_job_fini(&res[0]);
+    j = mkoutcome(11, STORE_DONE);
+    CHECK_EQ(store_result_put(t, &j, T0 + 4, &err), CADRE_EEXISTS);
+    CHECK_CONTAINS(err.msg, "a failed job has this id");
+    REQUIRE(store_outcome(t, IDP(11), &st, &got, &err) == CADRE_OK);
+    CHECK_EQ(st, CADRE_FAILED);
+    CHECK(got.payload != NULL); /* the local failed record */
+    store_job_fini(&got);
+
+    /* Bad input: nothing written, the txn goes on. */
+    j = mkoutcome(20, STORE_READY);
+    CHECK_EQ(store_result_put(t, &j, T0, &err), CADRE_EINVAL);
+    CHECK_CONTAINS(err.msg, "put outcome of");
+    j = mkoutcome(20, STORE_DONE);
+    j.task = NULL;
+    CHECK_EQ(store_result_put(t, &j, T0, &err), CADRE_EINVAL);
+    memset(longq, 'q', sizeof(longq) - 1);
+    longq[sizeof(longq) - 1] = '\0';
+    j = mkoutcome(20, STORE_DONE);
+    j.queue = longq;
+    CHECK_EQ(store_result_put(t, &j, T0, &err), CADRE_EINVAL);
+    REQUIRE(store_outcome(t, IDP(20), &st, NULL, &err) == CADRE_OK);
+    CHECK_EQ(st, CADRE_UNKNOWN);
+    /* Totals count what ran here only: job 11. */
+    CHECK_COUNTS(s, "q", 0, 0, 1, 0, 1);
+    REQUIRE(store_txn_commit(t, &err) == CADRE_OK);
+    CHECK_COUNTS(s, "q", 0, 0, 1, 0, 1);
+
+    /* A read txn cannot put. */
+    REQUIRE(store_txn_begin(s, 1, &t, &err) == CADRE_OK);
+    j = mkoutcome(21, STORE_DONE);
+    CHECK_EQ(store_result_put(t, &j, T0, &err), CADRE_EINVAL);
+    store_txn_abort(t);
+    store_close(s);
+}
+
+/* Outcomes from elsewhere are pruned after result_ttl_ms like local
+ * results, counted from their arrival (the other node's clock may lag). */
+TEST(result_put_pruned)
+{
+    struct store_config cfg = {
+        .dir = tap_tmpdir(), .sync = STORE_SYNC_OFF, .result_ttl_ms = 1000};
+    store            *s = NULL;
+    store_txn        *t = NULL;
+    struct store_job  j, res[1];
+    const char *const qs[] = {"q"};
+    size_t            m = 0, pruned = 9;
+    int               st = -1;
+    cd_err            err = {0};
+
+    REQUIRE(store_open(&cfg, &s, &err) == CADRE_OK);
+    REQUIRE(store_txn_begin(s, 0, &t, &err) == CADRE_OK);
+    j = mkoutcome(1, STORE_DONE);
+    j.finished_at_ms = T0 - 5000; /* long before it got here */
+    REQUIRE(store_result_put(t, &j, T0, &err) == CADRE_OK);
+    j = mkoutcome(2, STORE_FAILED);
+    REQUIRE(store_result_put(t, &j, T0, &err) == CADRE_OK);
+    REQUIRE(add(t, 3, "q") != 0); /* a local one, finished at T0 */
+    REQUIRE(store_reserve(t, qs, 1, 1, T0, 1000, res, &m, &err) == CADRE_OK);
+    REQUIRE_EQ(m, 1);
+    res[0].state = STORE_DONE;
+    REQUIRE(store_job_finish(t, &res[0], T0, &err) == CADRE_OK);
+    store_job_fini(&res[0]);
+    REQUIRE(store_txn_commit(t, &err) == CADRE_OK);
+
+    REQUIRE(store_txn_begin(s, 0, &t, &err) == CADRE_OK);
+    REQUIRE(store_prune_results(t, T0 + 999, 10, &pruned, &err) == CADRE_OK);
+    CHECK_EQ(pruned, 0);
+    REQUIRE(store_outcome(t, IDP(1), &st, NULL, &err) == CADRE_OK);
+    CHECK_EQ(st, CADRE_DONE);
+    REQUIRE(store_prune_results(t, T0 + 1000, 10, &pruned, &err) == CADRE_OK);
+    CHECK_EQ(pruned, 3);
+    for (unsigned i = 1; i <= 3; i++) {
+        REQUIRE(store_outcome(t, IDP(i), &st, NULL, &err) == CADRE_OK);
+        CHECK_EQ(st, CADRE_UNKNOWN);
+    }
+    CHECK_COUNTS(s, "q", 0, 0, 0, 1, 0);
+    REQUIRE(store_txn_commit(t, &err) == CADRE_OK);
+    store_close(s);
+}
+
+/* The outcome arrives before the loan to the node that ran it is settled:
+ * the job is still pending (lent) here, so the put is refused; settling
+ * first, as store.h tells the node to, lets it in. */
+TEST(result_put_before_settle)
+{
+    const char       *base = tap_tmpdir();
+    char              adir[300], bdir[300];
+    store            *a = open_sub(base, "a", adir, sizeof(adir));
+    store            *b = open_sub(base, "b", bdir, sizeof(bdir));
+    store_txn        *t = NULL;
+    struct store_blob out[1];
+    struct store_job  res[1], got;
+    const char *const qs[] = {"default"};
+    cadre_job_id      id;
+    size_t            n = 0, m = 0, settled = 0;
+    int               dup = -1, st = -1;
+    cd_err            err = {0};
+
+    REQUIRE(a != NULL && b != NULL);
+    REQUIRE(store_txn_begin(a, 0, &t, &err) == CADRE_OK);
+    REQUIRE(add(t, 1, "default") != 0);
+    REQUIRE(store_txn_commit(t, &err) == CADRE_OK);
+    REQUIRE(lend_commit(a, qs, 1, 1, out, &n) == CADRE_OK);
+    REQUIRE_EQ(n, 1);
+
+    REQUIRE(store_txn_begin(b, 0, &t, &err) == CADRE_OK);
+    REQUIRE(store_adopt(t, out[0].data, out[0].len, T0, VICTIM, &id, &dup,
+                        &err) == CADRE_OK);
+    REQUIRE(store_reserve(t, qs, 1, 1, T0, 1000, res, &m, &err) == CADRE_OK);
+    REQUIRE_EQ(m, 1);
+    res[0].state = STORE_DONE;
+    res[0].result = cd_memdup("42", 2);
+    res[0].result_len = 2;
+    REQUIRE(store_job_finish(t, &res[0], T0 + 1, &err) == CADRE_OK);
+    REQUIRE(store_txn_commit(t, &err) == CADRE_OK);
+    CHECK_STR(res[0].origin, VICTIM); /* b sends it home */
+
+    REQUIRE(store_txn_begin(a, 0, &t, &err) == CADRE_OK);
+    CHECK_EQ(store_result_put(t, &res[0], T0 + 2, &err), CADRE_EEXISTS);
+    REQUIRE(store_lend_settle(t, &id, 1, THIEF, &settled, &err) == CADRE_OK);
+    CHECK_EQ(settled, 1);
+    REQUIRE(store_result_put(t, &res[0], T0 + 2, &err) == CADRE_OK);
+    REQUIRE(store_txn_commit(t, &err) == CADRE_OK);
+    CHECK_EQ(store_lent(a), 0);
+    CHECK_EQ(store_pending(a), 0);
+    CHECK_COUNTS(a, "default", 0, 0, 0, 0, 0);
+
+    REQUIRE(store_txn_begin(a, 1, &t, &err) == CADRE_OK);
+    REQUIRE(store_outcome(t, IDP(1), &st, &got, &err) == CADRE_OK);
+    CHECK_EQ(st, CADRE_DONE);
+    CHECK(got.result_len == 2 && memcmp(got.result, "42", 2) == 0);
+    CHECK_EQ(got.finished_at_ms, T0 + 1);
+    store_job_fini(&got);
+    store_txn_abort(t);
+    store_job_fini(&res[0]);
+    blobs_free(out, n);
+    store_close(a);
+    store_close(b);
+}
+
 int
 main(void)
 {
@@ -953,6 +1408,8 @@ main(void)
             T(adopt_unique_and_delayed), T(expired_loan_back_in_place),
             T(loan_survives_reopen), T(abort_undoes_lend),
             T(adopt_of_own_loan_cancels_it), T(finish_of_lent_job),
-            T(allocation_faults), T(allocation_faults_commit),
-            T(map_full_lend));
+            T(allocation_faults), T(allocation_faults_commit), T(map_full_lend),
+            T(origin_follows_the_job), T(adopt_without_origin),
+            T(result_put_outcomes), T(result_put_pruned),
+            T(result_put_before_settle));
 }
