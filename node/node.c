@@ -543,6 +543,7 @@ node_handle_peer(struct node *n, struct turn *t, struct api_req *r,
         break;
     case MSG_STEAL:
     case MSG_SETTLE:
+    case MSG_FINISHED:
         steal_serve(n->steal, t, &n->sealer, r, m);
         break;
     case MSG_STATUS_REQUEST:
@@ -579,6 +580,7 @@ node_handle(struct node *n, struct turn *t, struct api_req *r)
     case MSG_HEARTBEAT:
     case MSG_STEAL:
     case MSG_SETTLE:
+    case MSG_FINISHED:
         turn_seal_error(&n->sealer, r, hdr.role, m.request_id, CADRE_EAUTH,
                         "cluster requests need the node key, on the peer "
                         "socket");
@@ -705,7 +707,10 @@ node_maybe_steal(struct node *n)
     size_t             queues_n = 0;
     size_t             idle = dispatch_idle(n->dispatch, &queues, &queues_n);
 
-    if (n->steal == NULL || idle == 0)
+    if (n->steal == NULL)
+        return;
+    steal_tick(n->steal);
+    if (idle == 0)
         return;
     steal_maybe(n->steal, idle, queues, queues_n,
                 store_ready_in(n->store, queues, queues_n));
@@ -728,7 +733,7 @@ node_turn(struct node *n, struct api_req *list)
         return;
     }
     turn_init(&t, n->store, txn, cd_now_ms());
-    t.keep_finished = !waits_empty(n->waits);
+    t.keep_finished = !waits_empty(n->waits) || steal_wants_finished(n->steal);
     t.keep_events = n->events != NULL;
     node_closed_pipes(n);
     cluster_poll(n->cluster, &t); /* heartbeats; replies of peers */
@@ -765,6 +770,8 @@ node_turn(struct node *n, struct api_req *list)
         waits_notify(n->waits, &t, &n->sealer);
     if (ok)
         node_publish(n, &t);
+    if (ok && n->steal != NULL)
+        steal_send_home(n->steal, &t); /* after the waiters: moves jobs */
     turn_fini(&t);
 }
 

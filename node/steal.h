@@ -13,6 +13,10 @@
  * loan on disk; the thief retries Settle until lend_ms has passed. Nothing
  * is ever deleted before another node has committed it.
  *
+ * The job keeps its origin (store job origin): when it finishes, the thief
+ * sends the outcome home (Finished), where waiters for it are. The origin
+ * stores it as a result, settling a lent copy it may still hold.
+ *
  * Threads: loop thread only; the reply callbacks run inside turns
  * (cluster_poll). */
 #ifndef NODE_STEAL_H
@@ -37,6 +41,7 @@ struct steal_stats {
     uint64_t lent;    /* jobs lent to peers */
     uint64_t settled; /* lent jobs deleted after the thief committed */
     uint64_t settle_retries;
+    uint64_t came_home; /* outcomes of jobs dispatched here, run elsewhere */
 };
 
 struct steal;
@@ -53,7 +58,21 @@ void steal_maybe(struct steal *s, size_t idle, const char *const *queues,
 /* Thief: the turn that adopted jobs committed (ok) or failed. */
 void steal_committed(struct steal *s, int ok);
 
-/* Victim: a Steal or a Settle from the peer socket, answered in t. */
+/* Retries of settles and of outcomes going home: once per turn. */
+void steal_tick(struct steal *s);
+
+/* Whether turns must keep their finished jobs (for steal_send_home): this
+ * node has run stolen jobs. */
+int steal_wants_finished(const struct steal *s);
+
+/* After a committed turn (and its waiters): the outcomes of finished jobs
+ * dispatched to another node (stolen from it, store job origin) go home in
+ * Finished messages; they are moved out of t. */
+void steal_send_home(struct steal *s, struct turn *t);
+
+/* Victim: a Steal or a Settle from the peer socket, answered in t. Origin:
+ * a Finished (outcomes of its jobs that ran on the sender), stored as
+ * results so that waiters here see them. */
 void steal_serve(struct steal *s, struct turn *t, struct turn_sealer *ts,
                  struct api_req *r, const struct msg *m);
 

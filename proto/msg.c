@@ -256,6 +256,7 @@ msg_body_count(const struct msg *m)
     case MSG_WAIT:
         return m->u.wait.ids_n;
     case MSG_WAIT_REPLY:
+    case MSG_FINISHED:
         return m->u.wait_reply.results_n;
     case MSG_STATUS:
         return m->u.status.queues_n;
@@ -335,6 +336,8 @@ msg_body_field(enum msg_kind kind)
         return CADRE__ENVELOPE__BODY_STEAL_REPLY;
     case MSG_SETTLE:
         return CADRE__ENVELOPE__BODY_SETTLE;
+    case MSG_FINISHED:
+        return CADRE__ENVELOPE__BODY_FINISHED;
     default:
         return 0;
     }
@@ -418,6 +421,8 @@ msg_job_result_build(Cadre__JobResult *r, const struct msg_job_result *in)
     r->result = msg_pb_bytes(&in->result);
     r->error_type = msg_str(in->error_type);
     r->error = msg_str(in->error);
+    r->task = msg_str(in->task);
+    r->queue = msg_str(in->queue);
     return 0;
 }
 
@@ -872,7 +877,8 @@ msg_chunk_build(const struct msg *m, size_t *pos, union msg_chunk *c)
         c->wait.w.ids = c->wait.ids;
         return &c->wait.w.base;
     }
-    case MSG_WAIT_REPLY: {
+    case MSG_WAIT_REPLY:
+    case MSG_FINISHED: {
         const struct msg_wait_reply *w = &m->u.wait_reply;
 
         if (n > 0 && w->results == NULL)
@@ -1318,6 +1324,8 @@ msg_wait_reply_get(const Cadre__WaitReply *in, struct msg_wait_reply *out)
         rs[i].result = msg_bytes_get(&r->result);
         rs[i].error_type = r->error_type;
         rs[i].error = r->error;
+        rs[i].task = r->task;
+        rs[i].queue = r->queue;
     }
     out->results = rs;
     out->results_n = in->n_results;
@@ -1651,6 +1659,11 @@ msg_cluster_get(const Cadre__Envelope *e, struct msg *out)
         return e->steal_reply == NULL
                    ? CADRE_EPROTO
                    : msg_steal_reply_get(e->steal_reply, &out->u.steal_reply);
+    case CADRE__ENVELOPE__BODY_FINISHED:
+        out->kind = MSG_FINISHED;
+        return e->finished == NULL
+                   ? CADRE_EPROTO
+                   : msg_wait_reply_get(e->finished, &out->u.wait_reply);
     case CADRE__ENVELOPE__BODY_SETTLE:
         out->kind = MSG_SETTLE;
         if (e->settle == NULL)
@@ -1799,6 +1812,7 @@ msg_free(struct msg *m)
             cd_free(m->u.wait.ids);
             break;
         case MSG_WAIT_REPLY:
+        case MSG_FINISHED:
             cd_free(m->u.wait_reply.results);
             break;
         case MSG_STATUS:
@@ -1893,6 +1907,8 @@ msg_kind_name(enum msg_kind kind)
         return "steal_reply";
     case MSG_SETTLE:
         return "settle";
+    case MSG_FINISHED:
+        return "finished";
     }
     return "unknown";
 }

@@ -119,6 +119,8 @@ struct msg_job_result {
     msg_bytes    result;
     const char  *error_type;
     const char  *error;
+    const char  *task; /* MSG_FINISHED; NULL elsewhere */
+    const char  *queue;
 };
 
 struct msg_wait_reply {
@@ -334,6 +336,7 @@ enum msg_kind {
     MSG_STEAL,
     MSG_STEAL_REPLY,
     MSG_SETTLE,
+    MSG_FINISHED, /* outcomes of stolen jobs, home: u.wait_reply */
 };
 
 /* One Envelope. For MSG_STATUS, status.queues (and status itself) follow the
@@ -347,7 +350,7 @@ struct msg {
         struct msg_fetch          fetch;
         struct msg_jobs           jobs;
         struct msg_wait           wait;
-        struct msg_wait_reply     wait_reply;
+        struct msg_wait_reply     wait_reply; /* also MSG_FINISHED */
         cadre_status              status;
         struct msg_error          error;
         struct msg_failed_query   failed_query;

@@ -13,6 +13,7 @@
 
 #include "common/alloc.h"
 #include "common/bytes.h"
+#include "common/clock.h"
 #include "common/id.h"
 #include "common/log.h"
 #include "proto/record.h"
@@ -236,7 +237,25 @@ fail:
 
 /* ---- settle ------------------------------------------------------------ */
 
-/* Deletes job id if it is RESERVED and lent to `to` (*hit then 1). */
+/* A placeholder in the results DB for a job that moved to r->lent_to and
+ * runs on there: store_outcome reports it pending, so that waiters here
+ * wait for the outcome the thief sends home (store_result_put replaces it)
+ * instead of hearing "unknown". Pruned like a result if that never comes. */
+static int
+lend_moved_write(store_txn *t, struct record_job *r, cd_err *err)
+{
+    r->payload = NULL;
+    r->payload_len = 0;
+    r->state = STORE_RESERVED;
+    r->seq = 0;
+    r->lease = 0;
+    r->unique_key = NULL;
+    r->finished_at_ms = cd_now_ms(); /* its key in results_time */
+    return store_result_write(t, r, r->finished_at_ms, err);
+}
+
+/* Deletes job id if it is RESERVED and lent to `to` (*hit then 1), leaving
+ * a "moved" placeholder (lend_moved_write). */
 static int
 lend_settle_one(store_txn *t, const cadre_job_id *id, const char *to, int *hit,
                 cd_err *err)
@@ -267,6 +286,8 @@ lend_settle_one(store_txn *t, const cadre_job_id *id, const char *to, int *hit,
         /* Lent jobs hold no key; a record written otherwise might. */
         if (rc == CADRE_OK)
             rc = store_unique_release(t, r.unique_key, id, err);
+        if (rc == CADRE_OK)
+            rc = lend_moved_write(t, &r, err);
         *hit = rc == CADRE_OK;
     }
     record_job_free(&r);
@@ -359,6 +380,8 @@ lend_cancel_loan(store_txn *t, const cadre_job_id *id, int *cancelled,
     return rc;
 }
 
+static int lend_unmove(store_txn *t, const cadre_job_id *id, cd_err *err);
+
 int
 store_adopt(store_txn *t, const uint8_t *rec, size_t len, uint64_t now_ms,
             const char *origin, cadre_job_id *id, int *duplicate, cd_err *err)
@@ -377,6 +400,9 @@ store_adopt(store_txn *t, const uint8_t *rec, size_t len, uint64_t now_ms,
      * its lender. */
     if (job.origin != NULL)
         origin = job.origin;
+    /* Back where it moved from: it runs here again. */
+    if (rc == CADRE_OK && !cancelled && lend_unmove(t, &job.id, err) < 0)
+        rc = err->code;
     if (rc == CADRE_OK && !cancelled)
         rc = store_job_add_origin(t, &job, now_ms, origin, &dup, err);
     if (rc != CADRE_OK) {
@@ -395,6 +421,28 @@ store_adopt(store_txn *t, const uint8_t *rec, size_t len, uint64_t now_ms,
 
 /* Checks that no pending job, result or failed record holds id. Writes
  * nothing. Returns CADRE_EEXISTS saying which. */
+/* If the results DB holds a "moved" placeholder for id, deletes it and its
+ * results_time key and returns 1 (0 if there is none, -1 on error): its
+ * outcome arrived, or the job itself came back. */
+static int
+lend_unmove(store_txn *t, const cadre_job_id *id, cd_err *err)
+{
+    struct record_job r;
+    uint8_t           kb[KEYS_TIME_LEN];
+    int               moved;
+
+    if (store_read(t, KEYS_DB_RESULTS, id, &r, NULL) != CADRE_OK)
+        return 0;
+    moved = r.state == STORE_RESERVED;
+    keys_time(kb, r.finished_at_ms, id);
+    record_job_free(&r);
+    if (moved &&
+        (store_del(t, KEYS_DB_RESULTS_TIME, kb, sizeof(kb), err) != CADRE_OK ||
+         store_del(t, KEYS_DB_RESULTS, id->b, KEYS_ID_LEN, err) != CADRE_OK))
+        return -1;
+    return moved;
+}
+
 static int
 lend_outcome_id_free(store_txn *t, const cadre_job_id *id, cd_err *err)
 {
@@ -408,6 +456,14 @@ lend_outcome_id_free(store_txn *t, const cadre_job_id *id, cd_err *err)
 
         if (rc != CADRE_OK)
             return rc;
+        if (found && dbs[i] == KEYS_DB_RESULTS) {
+            int moved = lend_unmove(t, id, err);
+
+            if (moved < 0)
+                return err->code;
+            if (moved)
+                return CADRE_OK; /* the outcome replaces the placeholder */
+        }
         if (found)
             return cd_err_set(err, CADRE_EEXISTS, "%s has this id", what[i]);
     }

@@ -1790,8 +1790,14 @@ store_outcome(store_txn *t, const cadre_job_id *id, int *status,
         if (rc != CADRE_OK)
             return store_wrap_id(err, rc, "outcome of", id);
         /* The results DB holds FAILED outcomes of jobs that failed on
-         * another node too (store_result_put). */
+         * another node too (store_result_put), and placeholders of jobs
+         * that moved there and run on (store_lend_settle): pending. */
         failed = dbs[i] == KEYS_DB_FAILED || r.state == STORE_FAILED;
+        if (dbs[i] == KEYS_DB_RESULTS && r.state == STORE_RESERVED) {
+            record_job_free(&r);
+            *status = CADRE_PENDING;
+            return CADRE_OK;
+        }
         if (out != NULL)
             rc = store_from_record(&r, out, err);
         record_job_free(&r);

@@ -401,7 +401,8 @@ TEST(lend_adopt_settle)
     CHECK_EQ(settled, 0);
     CHECK_EQ(store_job_get(t, IDP(1), &got, &err), CADRE_ENOTFOUND);
     REQUIRE(store_outcome(t, IDP(1), &st, NULL, &err) == CADRE_OK);
-    CHECK_EQ(st, CADRE_UNKNOWN); /* no result, no failed record */
+    /* Moved: a placeholder says pending until the outcome comes home. */
+    CHECK_EQ(st, CADRE_PENDING);
     CHECK_COUNTS(v, "default", 1, 0, 0, 0, 0);
     CHECK_EQ(store_lent(v), 0);
     REQUIRE(store_txn_commit(t, &err) == CADRE_OK);
@@ -1399,10 +1400,64 @@ TEST(result_put_before_settle)
     store_close(b);
 }
 
+/* A job that moved away (settled: a placeholder here) and is lent back
+ * runs here again: adopted, not taken for a duplicate (that would settle
+ * and delete the thief's only copy). */
+TEST(moved_job_comes_back)
+{
+    const char       *base = tap_tmpdir();
+    char              adir[300], bdir[300];
+    store            *a = open_sub(base, "a", adir, sizeof(adir));
+    store            *b = open_sub(base, "b", bdir, sizeof(bdir));
+    store_txn        *t = NULL;
+    struct store_blob out[1], back[1];
+    const char *const qs[] = {"default"};
+    cadre_job_id      id;
+    size_t            n = 0, k = 0, settled = 0;
+    int               dup = -1, st = -1;
+    cd_err            err = {0};
+
+    REQUIRE(a != NULL && b != NULL);
+    REQUIRE(store_txn_begin(a, 0, &t, &err) == CADRE_OK);
+    REQUIRE(add(t, 1, "default") != 0);
+    REQUIRE(store_txn_commit(t, &err) == CADRE_OK);
+    REQUIRE(lend_commit(a, qs, 1, 1, out, &n) == CADRE_OK);
+    REQUIRE_EQ(n, 1);
+    REQUIRE(store_txn_begin(b, 0, &t, &err) == CADRE_OK);
+    REQUIRE(store_adopt(t, out[0].data, out[0].len, T0, VICTIM, &id, &dup,
+                        &err) == CADRE_OK);
+    REQUIRE(store_txn_commit(t, &err) == CADRE_OK);
+    REQUIRE(store_txn_begin(a, 0, &t, &err) == CADRE_OK);
+    REQUIRE(store_lend_settle(t, &id, 1, THIEF, &settled, &err) == CADRE_OK);
+    REQUIRE_EQ(settled, 1);
+    REQUIRE(store_outcome(t, &id, &st, NULL, &err) == CADRE_OK);
+    CHECK_EQ(st, CADRE_PENDING); /* moved, not unknown */
+    REQUIRE(store_txn_commit(t, &err) == CADRE_OK);
+
+    /* b lends it back to a. */
+    REQUIRE(store_txn_begin(b, 0, &t, &err) == CADRE_OK);
+    REQUIRE(store_lend(t, qs, 1, 1, T0, 1000, VICTIM, back, &k, &err) ==
+            CADRE_OK);
+    REQUIRE(store_txn_commit(t, &err) == CADRE_OK);
+    REQUIRE_EQ(k, 1);
+    REQUIRE(store_txn_begin(a, 0, &t, &err) == CADRE_OK);
+    dup = -1;
+    REQUIRE(store_adopt(t, back[0].data, back[0].len, T0, THIEF, &id, &dup,
+                        &err) == CADRE_OK);
+    CHECK_EQ(dup, 0);
+    REQUIRE(store_txn_commit(t, &err) == CADRE_OK);
+    CHECK_EQ(store_pending(a), 1);
+    CHECK_COUNTS(a, "default", 1, 0, 0, 0, 0);
+    blobs_free(out, n);
+    blobs_free(back, k);
+    store_close(a);
+    store_close(b);
+}
+
 int
 main(void)
 {
-    TAP_RUN(T(lend_fifo_skips_paused_and_unique),
+    TAP_RUN(T(moved_job_comes_back), T(lend_fifo_skips_paused_and_unique),
             T(transfer_record_is_the_thiefs_job), T(lend_adopt_settle),
             T(settle_only_loans), T(adopt_rejects_garbage),
             T(adopt_unique_and_delayed), T(expired_loan_back_in_place),
