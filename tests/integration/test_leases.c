@@ -36,24 +36,6 @@ setup(const char *workers)
                                                                         : -1;
 }
 
-static pid_t
-first_child(pid_t parent)
-{
-    char  path[64];
-    FILE *f;
-    long  pid = 0;
-
-    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)parent,
-             (int)parent);
-    f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    if (fscanf(f, "%ld", &pid) != 1)
-        pid = 0;
-    fclose(f);
-    return (pid_t)pid;
-}
-
 /* 2.5 s of work under a 1 s lease, two workers idle beside it: one
  * attempt, never a second reservation. */
 TEST(heartbeats_keep_a_long_job_on_its_worker)
@@ -89,7 +71,8 @@ TEST(a_frozen_worker_loses_its_job)
     REQUIRE_EQ(cadre_dispatch(client, "sleep", "1500", 4, &opts, &id),
                CADRE_OK);
     cd_sleep_ms(300);
-    frozen = first_child(node.pid);
+    if (proc_children(node.pid, &frozen, 1) != 1)
+        frozen = 0;
     REQUIRE(frozen > 0);
     REQUIRE(kill(frozen, SIGSTOP) == 0);
     memset(&extra, 0, sizeof(extra));

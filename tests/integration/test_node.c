@@ -538,26 +538,6 @@ TEST(async_dispatch_acks_each_job_and_refuses_only_bad_ones)
     stop();
 }
 
-/* The pids of the node's children (its supervised workers). */
-static int
-worker_pids(pid_t node_pid, pid_t *out, int max)
-{
-    char  path[64];
-    FILE *f;
-    int   n = 0;
-    long  pid;
-
-    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)node_pid,
-             (int)node_pid);
-    f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    while (n < max && fscanf(f, "%ld", &pid) == 1)
-        out[n++] = (pid_t)pid;
-    fclose(f);
-    return n;
-}
-
 /* A worker SIGKILLed mid-job: the pool replaces it and the job runs again
  * after retry_after (2 s here), on the new worker. Only the test's own
  * node's children are signalled. */
@@ -574,7 +554,7 @@ TEST(killed_worker_is_replaced_and_its_job_reruns)
     REQUIRE_EQ(cadre_dispatch(client, "sleep", "1500", 4, &opts, &id),
                CADRE_OK);
     cd_sleep_ms(400);
-    nb = worker_pids(node.pid, before, 4);
+    nb = proc_children(node.pid, before, 4);
     REQUIRE_EQ(nb, 1);
     t0 = cd_mono_ms();
     REQUIRE(kill(before[0], SIGKILL) == 0);
@@ -584,7 +564,7 @@ TEST(killed_worker_is_replaced_and_its_job_reruns)
     CHECK(cd_mono_ms() - t0 >= 1500); /* retry_after, then the sleep */
     cadre_outcome_fini(&o);
     for (int i = 0; i < 50 && na != 1; i++) {
-        na = worker_pids(node.pid, after, 4);
+        na = proc_children(node.pid, after, 4);
         cd_sleep_ms(100);
     }
     CHECK_EQ(na, 1);

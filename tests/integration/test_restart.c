@@ -9,25 +9,6 @@
 #include "tests/lib/proc.h"
 #include "tests/lib/tap.h"
 
-static int
-children(pid_t parent, pid_t *out, int max)
-{
-    char  path[64];
-    FILE *f;
-    int   n = 0;
-    long  pid;
-
-    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)parent,
-             (int)parent);
-    f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    while (n < max && fscanf(f, "%ld", &pid) == 1)
-        out[n++] = (pid_t)pid;
-    fclose(f);
-    return n;
-}
-
 TEST(restart_replaces_workers_and_loses_nothing)
 {
     struct node_proc node;
@@ -47,7 +28,7 @@ TEST(restart_replaces_workers_and_loses_nothing)
     REQUIRE_EQ(cadre_client_open(&o, &c, err, sizeof(err)), CADRE_OK);
     REQUIRE_EQ(cadre_dispatch(c, "sleep", "1000", 4, NULL, &id), CADRE_OK);
     cd_sleep_ms(300); /* running now */
-    nb = children(node.pid, before, 4);
+    nb = proc_children(node.pid, before, 4);
     REQUIRE_EQ(nb, 2);
     REQUIRE_EQ(proc_run_cli(out, sizeof(out), &code, "restart", "--url",
                             node.url, "--key-file", node.key_file, NULL),
@@ -60,7 +41,7 @@ TEST(restart_replaces_workers_and_loses_nothing)
     cadre_outcome_fini(&res);
     for (int i = 0; i < 50 && fresh < 2; i++) {
         cd_sleep_ms(100);
-        na = children(node.pid, after, 4);
+        na = proc_children(node.pid, after, 4);
         fresh = 0;
         for (int a = 0; a < na; a++)
             fresh += after[a] != before[0] && after[a] != before[1];

@@ -111,25 +111,6 @@ result_is(const cadre_run_result *r, const char *text)
            (r->result_len == 0 || memcmp(r->result, text, r->result_len) == 0);
 }
 
-static int
-worker_pids(pid_t node_pid, pid_t *out, int max)
-{
-    char  path[64];
-    FILE *f;
-    int   n = 0;
-    long  pid;
-
-    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)node_pid,
-             (int)node_pid);
-    f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    while (n < max && fscanf(f, "%ld", &pid) == 1)
-        out[n++] = (pid_t)pid;
-    fclose(f);
-    return n;
-}
-
 /* A field of /proc/PID/status in kB (VmRSS, VmHWM); 0 if unreadable. */
 static unsigned long
 proc_status_kb(pid_t pid, const char *field)
@@ -379,7 +360,7 @@ TEST(a_worker_killed_mid_run_is_replaced_by_another)
     REQUIRE(wait_workers(2) == 0);
     REQUIRE(pthread_create(&th, NULL, bg_run_thread, &b) == 0);
     cd_sleep_ms(500);
-    REQUIRE(worker_pids(node.pid, pids, 4) == 2);
+    REQUIRE(proc_children(node.pid, pids, 4) == 2);
     REQUIRE(kill(pids[0], SIGKILL) == 0);
     pthread_join(th, NULL);
     CHECK_EQ(b.rc, CADRE_OK);

@@ -1094,8 +1094,14 @@ node_startv(struct node_proc *n, const char *data_dir, char *const env_extra[],
         return CADRE_EINVAL;
     snprintf(n->data_dir, sizeof(n->data_dir), "%s", data_dir);
     snprintf(n->key_file, sizeof(n->key_file), "%s/cluster.key", data_dir);
+    for (size_t i = 0; extra_args != NULL && extra_args[i] != NULL; i++)
+        if (strcmp(extra_args[i], "--key-file") == 0 &&
+            extra_args[i + 1] != NULL)
+            snprintf(n->key_file, sizeof(n->key_file), "%s", extra_args[i + 1]);
     n->url[0] = '\0';
     n->events_url[0] = '\0';
+    n->peer_url[0] = '\0';
+    n->node_id[0] = '\0';
     n->pid = -1;
     if (mkdir(data_dir, 0700) != 0 && errno != EEXIST) {
         fprintf(stderr, "proc: node_start: mkdir %s: %s\n", data_dir,
@@ -1140,6 +1146,10 @@ node_startv(struct node_proc *n, const char *data_dir, char *const env_extra[],
     n->pid = (pid_t)strtol(pid_text, NULL, 10);
     if (!proc_line_field(line, "events", n->events_url, sizeof(n->events_url)))
         n->events_url[0] = '\0';
+    if (!proc_line_field(line, "peer", n->peer_url, sizeof(n->peer_url)))
+        n->peer_url[0] = '\0';
+    if (!proc_line_field(line, "id", n->node_id, sizeof(n->node_id)))
+        n->node_id[0] = '\0';
     if (n->pid != n->p.pid)
         fprintf(stderr, "proc: node_start: readiness pid %d != started %d\n",
                 (int)n->pid, (int)n->p.pid);
@@ -1177,6 +1187,49 @@ node_client_opts(const struct node_proc *n, cadre_client_opts *o)
     memset(o, 0, sizeof(*o));
     o->url = n->url;
     o->key_file = n->key_file;
+}
+
+int
+node_keygen(const char *path)
+{
+    char key[512];
+    int  code = -1, fd, rc;
+
+    key[0] = '\0';
+    rc = proc_run_cli(key, sizeof(key), &code, "keygen", NULL);
+    if (rc == CADRE_EINVAL)
+        return rc;
+    if (rc != CADRE_OK || code != 0 || key[0] == '\0') {
+        fprintf(stderr, "proc: node_keygen: cadre keygen exited %d\n", code);
+        return CADRE_EIO;
+    }
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "proc: node_keygen: %s: %s\n", path, strerror(errno));
+        return CADRE_EIO;
+    }
+    proc_write_all(fd, key, strlen(key));
+    close(fd);
+    return CADRE_OK;
+}
+
+int
+proc_children(pid_t parent, pid_t *out, int max)
+{
+    char  path[64];
+    FILE *f;
+    int   n = 0;
+    long  pid;
+
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)parent,
+             (int)parent);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    while (n < max && fscanf(f, "%ld", &pid) == 1)
+        out[n++] = (pid_t)pid;
+    fclose(f);
+    return n;
 }
 
 int

@@ -146,15 +146,21 @@ struct node_proc {
     char        url[128];           /* api URL from the readiness line */
     char        events_url[128];    /* events URL, "" if not reported */
     char        data_dir[PATH_MAX]; /* as given */
-    char        key_file[PATH_MAX]; /* <data_dir>/cluster.key */
-    pid_t       pid;                /* from the readiness line */
+    char        key_file[PATH_MAX]; /* --key-file if given, else
+                                       <data_dir>/cluster.key */
+    pid_t pid;                      /* from the readiness line */
+    char  peer_url[128];            /* peer URL, "" if not reported */
+    char  node_id[64];              /* node id, "" if not reported */
 };
 
 /* Runs `$CADRE_BIN node --data DIR --listen tcp://127.0.0.1:0 [extra...]`
  * (extra args NULL-terminated), logging to DIR/node.log (appended; DIR is
  * created if missing), and waits PROC_NODE_READY_MS for the line
- *   cadre node ready api=tcp://127.0.0.1:PORT data=DIR pid=PID events=URL
- * filling n->url, n->key_file, n->pid and n->events_url (if present).
+ *   cadre node ready api=URL data=DIR pid=PID events=URL peer=URL id=ID
+ * filling n->url, n->key_file, n->pid, and n->events_url, n->peer_url and
+ * n->node_id (each "" if absent). A `--key-file FILE` among the extra args
+ * becomes n->key_file, so node_client_opts reaches a node of a cluster that
+ * shares one key.
  * Returns CADRE_EINVAL if CADRE_BIN is unset, CADRE_ETIMEDOUT or
  * CADRE_ECLOSED if the node did not become ready (it is then stopped and the
  * tail of its log is printed), CADRE_EPROTO if the line does not parse. */
@@ -171,6 +177,17 @@ int node_stop(struct node_proc *n);
 
 /* Fills o (zeroed first) to reach n: url and key_file borrowed from n. */
 void node_client_opts(const struct node_proc *n, cadre_client_opts *o);
+
+/* Writes a new master key (`$CADRE_BIN keygen`) to path, mode 0600: one
+ * key for every node and client of a cluster. Returns CADRE_EINVAL if
+ * CADRE_BIN is unset, CADRE_EIO if keygen fails or path cannot be written. */
+int node_keygen(const char *path);
+
+/* The PIDs of parent's children (a node's supervised workers), from
+ * /proc/PID/task/PID/children: up to max of them into out. Returns how many;
+ * 0 if parent is gone or has none. Children of other threads are not
+ * listed (the node spawns workers from its loop, its main thread). */
+int proc_children(pid_t parent, pid_t *out, int max);
 
 /* $CADRE_BIN and $CADRE_DEMO_PLUGIN; NULL (with a message) if unset. */
 const char *proc_cadre_bin(void);
