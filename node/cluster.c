@@ -35,6 +35,8 @@ struct member {
     char     **qnames; /* one block with qready */
     uint64_t  *qready;
     size_t     qn;
+    char     **serves; /* one block */
+    size_t     serves_n;
     int        knows_us; /* its last heartbeat listed this node */
     int        hello_inflight;
     uint64_t   next_hello_mono_ms;
@@ -189,6 +191,7 @@ cluster_member_free(struct member *m)
     if (m->sub_open)
         nng_dialer_close(m->sub);
     cd_free(m->qnames);
+    cd_free(m->serves);
     cd_free(m);
 }
 
@@ -341,6 +344,32 @@ cluster_set_queues(struct member *m, const struct msg_member *s)
     m->qn = s->queues_n;
 }
 
+/* Copies the queues the member's idle workers wait on (one block). */
+static void
+cluster_set_serves(struct member *m, const struct msg_member *s)
+{
+    size_t bytes = 0;
+    char  *p;
+
+    cd_free(m->serves);
+    m->serves = NULL;
+    m->serves_n = 0;
+    for (size_t i = 0; i < s->serves_n; i++)
+        bytes += strlen(s->serves[i]) + 1;
+    m->serves = cd_malloc(s->serves_n * sizeof(char *) + bytes + 1);
+    if (m->serves == NULL)
+        return;
+    p = (char *)(m->serves + s->serves_n);
+    for (size_t i = 0; i < s->serves_n; i++) {
+        size_t len = strlen(s->serves[i]) + 1;
+
+        memcpy(p, s->serves[i], len);
+        m->serves[i] = p;
+        p += len;
+    }
+    m->serves_n = s->serves_n;
+}
+
 /* What a member says of itself (a heartbeat or a Hello): authoritative. */
 static struct member *
 cluster_learn_self(struct cluster *c, const struct msg_member *s)
@@ -376,6 +405,7 @@ cluster_learn_self(struct cluster *c, const struct msg_member *s)
     snprintf(m->version, sizeof(m->version), "%s", s->version);
     snprintf(m->leader, sizeof(m->leader), "%s", s->leader);
     cluster_set_queues(m, s);
+    cluster_set_serves(m, s);
     m->heard_mono_ms = cd_mono_ms();
     cluster_set_state(c, m, MSG_MEMBER_ALIVE);
     return m;
@@ -447,6 +477,8 @@ cluster_self_view(struct cluster *c, struct msg_member *s)
     s->queue_names = self.queue_names;
     s->queue_ready = self.queue_ready;
     s->queues_n = self.queues_n;
+    s->serves = self.serves;
+    s->serves_n = self.serves_n;
     s->version = CADRE_VERSION;
     s->leader = "";
     s->boot_id = c->cfg.sender->boot_id;
@@ -1035,6 +1067,20 @@ cluster_free_peers(struct cluster *c, const char **ids, uint32_t *free,
         k++;
     }
     return k;
+}
+
+size_t
+cluster_peer_serves(const struct cluster *c, const char *node_id,
+                    const char *const **names)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        if (strcmp(c->m[i]->id, node_id) == 0) {
+            *names = (const char *const *)c->m[i]->serves;
+            return c->m[i]->serves_n;
+        }
+    }
+    *names = NULL;
+    return 0;
 }
 
 int

@@ -41,6 +41,8 @@ struct cluster_self {
     const char    **queue_names;
     const uint64_t *queue_ready;
     size_t          queues_n;
+    const char    **serves; /* queues the idle workers wait on */
+    size_t          serves_n;
 };
 
 struct cluster_config {
@@ -116,6 +118,11 @@ const char *cluster_pick_victim(struct cluster *c, const char *const *queues,
  * next call) and their free slots, most free first. */
 size_t cluster_free_peers(struct cluster *c, const char **ids, uint32_t *free,
                           size_t cap);
+
+/* The queues node_id's idle workers wait on (its last heartbeat), borrowed
+ * until the next call; 0 if unknown. */
+size_t cluster_peer_serves(const struct cluster *c, const char *node_id,
+                           const char *const **names);
 
 /* Whether node_id is a member heard from within dead_ms. */
 int cluster_alive(const struct cluster *c, const char *node_id);

@@ -555,6 +555,26 @@ dispatch_idle(const struct dispatch *d, const char *const **queues,
     return d->parked_n;
 }
 
+size_t
+dispatch_idle_queues(const struct dispatch *d, const char **out, size_t cap)
+{
+    size_t k = 0;
+
+    for (const struct parked *p = d->head; p != NULL; p = p->next) {
+        const struct msg_fetch *f = &p->m.u.fetch;
+
+        for (size_t i = 0; i < f->queues_n && k < cap; i++) {
+            size_t j = 0;
+
+            while (j < k && strcmp(out[j], f->queues[i]) != 0)
+                j++;
+            if (j == k)
+                out[k++] = f->queues[i];
+        }
+    }
+    return k;
+}
+
 void
 dispatch_get_stats(struct dispatch *d, uint64_t now_mono_ms,
                    struct dispatch_stats *st)

@@ -86,6 +86,11 @@ int dispatch_expire_leases(struct dispatch *d, struct turn *t, cd_err *err);
 size_t dispatch_idle(const struct dispatch *d, const char *const **queues,
                      size_t *queues_n);
 
+/* The queues parked fetches wait on (each once): up to cap names, borrowed
+ * until the next call into dispatch. What run tasks a peer may send here. */
+size_t dispatch_idle_queues(const struct dispatch *d, const char **out,
+                            size_t cap);
+
 void dispatch_get_stats(struct dispatch *d, uint64_t now_mono_ms,
                         struct dispatch_stats *st);
 /* Jobs handed out in this process and not yet reported by workers that are

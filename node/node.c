@@ -41,6 +41,7 @@
 #define NODE_UNIQUE_MAX 200     /* with the task, a key fits LMDB's 511 bytes */
 #define NODE_WAIT_MAX_IDS 10000 /* per Wait request; the client splits */
 #define NODE_REPLAY_SENDERS 16384 /* senders tracked for replays */
+#define NODE_SERVES_MAX 64        /* queues advertised as served */
 
 struct node {
     const struct node_config *cfg;
@@ -66,6 +67,7 @@ struct node {
     cadre_queue_stats        *self_queues; /* last heartbeat's depths */
     const char              **self_qnames;
     uint64_t                 *self_qready;
+    const char               *self_serves[NODE_SERVES_MAX];
     struct events            *events; /* job events, published after commit */
     struct dispatch          *dispatch;
     struct waits             *waits;
@@ -999,6 +1001,9 @@ node_self(void *arg, struct cluster_self *out)
     out->queue_names = n->self_qnames;
     out->queue_ready = n->self_qready;
     out->queues_n = qn;
+    out->serves = n->self_serves;
+    out->serves_n =
+        dispatch_idle_queues(n->dispatch, n->self_serves, NODE_SERVES_MAX);
 }
 
 /* A dead peer's sub-run tasks go back to their queues (and are handed out

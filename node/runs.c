@@ -796,18 +796,15 @@ runs_take(void *arg, const char *const *queues, size_t queues_n,
 }
 
 size_t
-runs_take_spread(struct runs *rs, uint64_t peer_id, struct msg_job *out,
-                 uint64_t *left_ms, size_t max, uint64_t now_mono_ms)
+runs_take_spread(struct runs *rs, uint64_t peer_id, const char *const *queues,
+                 size_t queues_n, struct msg_job *out, uint64_t *left_ms,
+                 size_t max, uint64_t now_mono_ms)
 {
     size_t k = 0;
 
-    for (struct runs_queue *q = rs->queues, *next; q != NULL && k < max;
-         q = next) {
-        next = q->next; /* q may be freed */
-        if (!q->local)
-            k = runs_take_queue(rs, q, peer_id, out, left_ms, k, max,
-                                now_mono_ms);
-    }
+    for (size_t i = 0; i < queues_n && k < max; i++)
+        k = runs_take_queue(rs, runs_queue_find(rs, queues[i], 0), peer_id, out,
+                            left_ms, k, max, now_mono_ms);
     if (k > 0)
         runs_wake(rs, now_mono_ms + RUNS_LEASE_MS);
     return k;

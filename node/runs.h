@@ -64,10 +64,13 @@ void runs_outcome(void *arg, uint64_t worker_id, const struct msg_outcome *o,
  * and runs_requeue_worker gives its tasks back). Tasks of local_only runs
  * (sub-runs a peer spread here) are never spread again. */
 uint64_t runs_spreadable(const struct runs *rs);
-/* As runs_take over every queue; left_ms[i] receives the time left to the
- * deadline of out[i]'s run. */
-size_t runs_take_spread(struct runs *rs, uint64_t peer_id, struct msg_job *out,
-                        uint64_t *left_ms, size_t max, uint64_t now_mono_ms);
+/* As runs_take over the named queues (the peer's idle workers wait on),
+ * spreadable tasks only; left_ms[i] receives the time left to the deadline
+ * of out[i]'s run. */
+size_t runs_take_spread(struct runs *rs, uint64_t peer_id,
+                        const char *const *queues, size_t queues_n,
+                        struct msg_job *out, uint64_t *left_ms, size_t max,
+                        uint64_t now_mono_ms);
 /* Every task handed to worker_id goes back to the front of its queue.
  * Returns how many. */
 size_t runs_requeue_worker(struct runs *rs, uint64_t worker_id);

@@ -13,8 +13,9 @@
 #define SPREAD_PER_SLOT 2     /* tasks per free slot the peer advertised */
 #define SPREAD_TASKS_MAX 256  /* per sub-run */
 #define SPREAD_INFLIGHT_MAX 2 /* sub-runs per peer at once */
-#define SPREAD_MARGIN_MS 2000 /* the request outlives the sub-run's deadline   \
-                               */
+#define SPREAD_MARGIN_MS                                                       \
+    2000 /* the request outlives the sub-run's deadline                        \
+          */
 
 struct subrun {
     struct spread *sp;
@@ -197,9 +198,11 @@ spread_send(struct spread *sp, struct subrun *s, const struct msg_job *out,
 static void
 spread_to(struct spread *sp, const char *node_id, size_t want, uint64_t now)
 {
-    struct msg_job *out = cd_calloc(want, sizeof(*out));
-    uint64_t       *left = cd_calloc(want, sizeof(*left));
-    struct subrun  *s = cd_calloc(1, sizeof(*s));
+    const char *const *serves;
+    size_t             serves_n;
+    struct msg_job    *out = cd_calloc(want, sizeof(*out));
+    uint64_t          *left = cd_calloc(want, sizeof(*left));
+    struct subrun     *s = cd_calloc(1, sizeof(*s));
 
     if (out == NULL || left == NULL || s == NULL ||
         (s->ids = cd_calloc(want, sizeof(*s->ids))) == NULL ||
@@ -208,7 +211,10 @@ spread_to(struct spread *sp, const char *node_id, size_t want, uint64_t now)
     s->sp = sp;
     snprintf(s->node_id, sizeof(s->node_id), "%s", node_id);
     s->peer_id = spread_peer_id(node_id);
-    s->n = runs_take_spread(sp->runs, s->peer_id, out, left, want, now);
+    /* Only tasks of queues the peer's idle workers wait on. */
+    serves_n = cluster_peer_serves(sp->cluster, node_id, &serves);
+    s->n = runs_take_spread(sp->runs, s->peer_id, serves, serves_n, out, left,
+                            want, now);
     if (s->n == 0)
         goto done;
     if (spread_send(sp, s, out, left) != CADRE_OK) {

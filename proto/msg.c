@@ -642,6 +642,7 @@ static int
 msg_member_build(Cadre__Member *o, const struct msg_member *in)
 {
     if (!msg_strs_ok(in->queue_names, in->queues_n) ||
+        !msg_strs_ok(in->serves, in->serves_n) ||
         (in->queues_n > 0 && in->queue_ready == NULL) ||
         in->state > MSG_MEMBER_SELF)
         return -1;
@@ -662,6 +663,8 @@ msg_member_build(Cadre__Member *o, const struct msg_member *in)
     o->version = msg_str(in->version);
     o->leader = msg_str(in->leader);
     o->boot_id = in->boot_id;
+    o->n_serves = in->serves_n;
+    o->serves = (char **)in->serves;
     return 0;
 }
 
@@ -1568,6 +1571,8 @@ msg_member_get(const Cadre__Member *in, struct msg_member *out)
     out->version = in->version;
     out->leader = in->leader;
     out->boot_id = in->boot_id;
+    out->serves = (const char **)in->serves;
+    out->serves_n = in->n_serves;
 }
 
 static int

@@ -280,6 +280,8 @@ struct msg_member {
     const char     *version;
     const char     *leader;
     uint64_t        boot_id;
+    const char    **serves; /* queues its idle workers wait on */
+    size_t          serves_n;
 };
 
 struct msg_heartbeat {
