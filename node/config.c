@@ -57,6 +57,12 @@ static const struct config_opt config_opts[] = {
         "port 0 if the api port is 0)"),
     STR("key-file", key_file, NULL,
         "cluster key file (default <data>/cluster.key, made on loopback)"),
+    STR("tls-cert", tls_cert, NULL,
+        "PEM file with this node's TLS certificate and key (needed by any "
+        "tls+tcp:// listen url; also presented when dialing one)"),
+    STR("tls-ca", tls_ca, NULL,
+        "PEM CA bundle: with it, tls+tcp:// peers, workers and clients must "
+        "present a certificate it signed (mutual TLS)"),
     NUM("sync", CONFIG_SYNC, sync, "full", 0, 2,
         "durability: full (fsync each commit), normal, off"),
     NUM("workers", CONFIG_U32, workers, "0", 0, 1024,
@@ -195,9 +201,9 @@ struct config_file_ctx {
     int                 failed;
 };
 
-/* `peers = url, url` in [cluster]: each url is one --peer. */
+/* A list of urls ("url, url" or "url url"): each one is one --peer. */
 static int
-config_ini_peers(struct config_file_ctx *ctx, const char *value)
+config_add_peers(struct node_config *cfg, const char *value, cd_err *err)
 {
     const struct config_opt *o = config_find("peer", 4);
     char                     one[CONFIG_STR_MAX];
@@ -208,13 +214,22 @@ config_ini_peers(struct config_file_ctx *ctx, const char *value)
         if (len > 0 && len < sizeof(one)) {
             memcpy(one, value, len);
             one[len] = '\0';
-            if (config_set(ctx->cfg, o, one, ctx->err) != CADRE_OK) {
-                ctx->failed = 1;
-                return 0;
-            }
+            if (config_set(cfg, o, one, err) != CADRE_OK)
+                return err != NULL ? err->code : CADRE_EINVAL;
         }
         value += len;
         value += strspn(value, ", \t");
+    }
+    return CADRE_OK;
+}
+
+/* `peers = url, url` in [cluster]. */
+static int
+config_ini_peers(struct config_file_ctx *ctx, const char *value)
+{
+    if (config_add_peers(ctx->cfg, value, ctx->err) != CADRE_OK) {
+        ctx->failed = 1;
+        return 0;
     }
     return 1;
 }
@@ -277,9 +292,14 @@ config_read_env(struct node_config *cfg, cd_err *err)
             name[j++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
         name[j] = '\0';
         v = getenv(name);
-        if (v == NULL || v[0] == '\0' || o->type == CONFIG_LIST)
+        if (v == NULL || v[0] == '\0')
             continue;
-        if (config_set(cfg, o, v, err) != CADRE_OK)
+        /* Of the lists, only CADRE_PEER: urls split cleanly on commas,
+         * exec commands and plugin paths may not. */
+        if (o->type == CONFIG_LIST && strcmp(o->name, "peer") != 0)
+            continue;
+        if ((o->type == CONFIG_LIST ? config_add_peers(cfg, v, err)
+                                    : config_set(cfg, o, v, err)) != CADRE_OK)
             return cd_err_wrap(err, "environment %s", name);
     }
     return CADRE_OK;

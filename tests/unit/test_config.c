@@ -139,10 +139,45 @@ TEST(corrupt_config_file_names_file_and_line)
     CHECK_CONTAINS(err.msg, "cannot open");
 }
 
+/* Peers: repeated --peer, `peers =` in [cluster] (commas), CADRE_PEER;
+ * cluster timings must be ordered. */
+TEST(peers_from_flags_file_and_env)
+{
+    char   path[600];
+    FILE  *f;
+    cd_err err = {0};
+    char  *a1[] = {"node", "--config", path, "--peer", "tcp://10.0.0.9:7701"};
+    char  *a2[] = {"node"};
+    char  *a3[] = {"node", "--heartbeat-ms", "2000"};
+
+    snprintf(path, sizeof(path), "%s/cluster.conf", tap_tmpdir());
+    f = fopen(path, "w");
+    REQUIRE(f != NULL);
+    fprintf(f, "[cluster]\npeers = tcp://10.0.0.1:7701, tcp://10.0.0.2:7701\n"
+               "dead-ms = 9000\n");
+    fclose(f);
+    REQUIRE_EQ(load(5, a1, &err), CADRE_OK);
+    REQUIRE_EQ(cfg.peers_n, 3);
+    CHECK_STR(cfg.peers[0], "tcp://10.0.0.1:7701");
+    CHECK_STR(cfg.peers[1], "tcp://10.0.0.2:7701");
+    CHECK_STR(cfg.peers[2], "tcp://10.0.0.9:7701");
+    CHECK_EQ(cfg.dead_ms, 9000); /* [cluster] takes the node keys too */
+
+    setenv("CADRE_PEER", "tcp://10.0.0.3:7701,tcp://10.0.0.4:7701", 1);
+    REQUIRE_EQ(load(1, a2, &err), CADRE_OK);
+    REQUIRE_EQ(cfg.peers_n, 2);
+    CHECK_STR(cfg.peers[1], "tcp://10.0.0.4:7701");
+    unsetenv("CADRE_PEER");
+
+    CHECK_EQ(load(3, a3, &err), CADRE_EUSAGE); /* 2000 >= suspect 1500 */
+    CHECK_CONTAINS(err.msg, "suspect-ms");
+}
+
 int
 main(void)
 {
     TAP_RUN(T(events_url_is_derived_from_the_api_url), T(defaults),
             T(flags_env_and_file_in_order), T(bad_values_are_usage_errors),
-            T(corrupt_config_file_names_file_and_line));
+            T(corrupt_config_file_names_file_and_line),
+            T(peers_from_flags_file_and_env));
 }
