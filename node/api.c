@@ -15,6 +15,7 @@
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "node/tls.h"
 
 #define API_INITIAL 64
 #define API_IDLE_MIN 16
@@ -226,8 +227,9 @@ api_drop(struct api_req *r)
 }
 
 static int
-api_listen(struct api *a, const char *url, size_t max_frame, char *bound,
-           size_t bound_len, cd_err *err)
+api_listen(struct api *a, const char *url, size_t max_frame,
+           const struct tls_files *tls, char *bound, size_t bound_len,
+           cd_err *err)
 {
     nng_sockaddr sa;
     int          rv;
@@ -239,8 +241,12 @@ api_listen(struct api *a, const char *url, size_t max_frame, char *bound,
     nng_pipe_notify(a->sock, NNG_PIPE_EV_REM_POST, api_pipe_cb, a);
     if ((rv = nng_listener_create(&a->listener, a->sock, url)) != 0 ||
         (rv = nng_listener_set_size(a->listener, NNG_OPT_RECVMAXSZ,
-                                    max_frame)) != 0 ||
-        (rv = nng_listener_start(a->listener, 0)) != 0)
+                                    max_frame)) != 0)
+        return cd_err_set(err, CADRE_EIO, "listen %s: %s", url,
+                          nng_strerror(rv));
+    if (tls_listener_config(a->listener, url, tls, err) != CADRE_OK)
+        return err->code;
+    if ((rv = nng_listener_start(a->listener, 0)) != 0)
         return cd_err_set(err, rv == NNG_EADDRINUSE ? CADRE_EBUSY : CADRE_EIO,
                           "listen %s: %s", url, nng_strerror(rv));
     snprintf(bound, bound_len, "%s", url);
@@ -248,15 +254,18 @@ api_listen(struct api *a, const char *url, size_t max_frame, char *bound,
         sa.s_family == NNG_AF_INET) {
         const uint8_t *ip = (const uint8_t *)&sa.s_in.sa_addr;
 
-        snprintf(bound, bound_len, "tcp://%u.%u.%u.%u:%u", ip[0], ip[1], ip[2],
-                 ip[3], (unsigned)ntohs(sa.s_in.sa_port));
+        /* The scheme stays: tls+tcp:// is dialed as tls+tcp://. */
+        snprintf(bound, bound_len, "%.*s://%u.%u.%u.%u:%u",
+                 (int)strcspn(url, ":"), url, ip[0], ip[1], ip[2], ip[3],
+                 (unsigned)ntohs(sa.s_in.sa_port));
     }
     return CADRE_OK;
 }
 
 int
 api_open(struct api **out, uv_loop_t *loop, const char *url, size_t max_frame,
-         api_ready_cb cb, void *arg, char *bound, size_t bound_len, cd_err *err)
+         const struct tls_files *tls, api_ready_cb cb, void *arg, char *bound,
+         size_t bound_len, cd_err *err)
 {
     struct api *a = cd_calloc(1, sizeof(*a));
     int         rc;
@@ -268,7 +277,7 @@ api_open(struct api **out, uv_loop_t *loop, const char *url, size_t max_frame,
     pthread_mutex_init(&a->mu, NULL);
     uv_async_init(loop, &a->async, api_async_cb);
     a->async.data = a;
-    rc = api_listen(a, url, max_frame, bound, bound_len, err);
+    rc = api_listen(a, url, max_frame, tls, bound, bound_len, err);
     for (int i = 0; rc == CADRE_OK && i < API_INITIAL; i++)
         rc = api_add(a);
     if (rc != CADRE_OK) {

@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "common/err.h"
+#include "node/tls.h"
 
 struct api;
 
@@ -32,11 +33,13 @@ struct api_req {
 typedef void (*api_ready_cb)(void *arg);
 
 /* Listens on url (tcp://host:0 picks a free port); bound receives the
- * actual url. Returns CADRE_EIO (address in use, bad url; with nng's text),
+ * actual url (same scheme). A tls+tcp:// url uses tls (borrowed; may be
+ * NULL for other schemes). Returns CADRE_EIO (address in use, bad url; with
+ * nng's text), CADRE_ECONFIG (tls+tcp:// without a usable certificate),
  * CADRE_ENOMEM. */
 int api_open(struct api **out, uv_loop_t *loop, const char *url,
-             size_t max_frame, api_ready_cb cb, void *arg, char *bound,
-             size_t bound_len, cd_err *err);
+             size_t max_frame, const struct tls_files *tls, api_ready_cb cb,
+             void *arg, char *bound, size_t bound_len, cd_err *err);
 /* Takes every queued request (a list linked by next, oldest first). */
 struct api_req *api_take(struct api *a);
 /* Sends r->msg as the reply (ownership moves to nng) and re-arms r. */

@@ -217,6 +217,33 @@ cluster_remove(struct cluster *c, struct member *m)
     cluster_member_free(m);
 }
 
+/* Dials url from sock without waiting (nng redials), through TLS if url is
+ * tls+tcp://. Returns nng's error. */
+static int
+cluster_dial(struct cluster *c, nng_socket sock, const char *url,
+             nng_dialer *out)
+{
+    nng_dialer d;
+    cd_err     err = {0};
+    int        rv;
+
+    if ((rv = nng_dialer_create(&d, sock, url)) != 0)
+        return rv;
+    if (tls_dialer_config(d, url, &c->cfg.tls, &err) != CADRE_OK) {
+        CD_LOG_WARN("cluster", "CLUSTER-TLS", "url=%s error=\"%s\"", url,
+                    err.msg);
+        nng_dialer_close(d);
+        return NNG_EINVAL;
+    }
+    if ((rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK)) != 0) {
+        nng_dialer_close(d);
+        return rv;
+    }
+    if (out != NULL)
+        *out = d;
+    return 0;
+}
+
 static int
 cluster_open_req(struct cluster *c, struct member *m)
 {
@@ -233,7 +260,7 @@ cluster_open_req(struct cluster *c, struct member *m)
     nng_socket_set_size(m->req, NNG_OPT_RECVMAXSZ, c->cfg.max_frame);
     nng_socket_set_ms(m->req, NNG_OPT_RECONNMINT, CLUSTER_RECONNECT_MIN_MS);
     nng_socket_set_ms(m->req, NNG_OPT_RECONNMAXT, CLUSTER_RECONNECT_MAX_MS);
-    return nng_dial(m->req, m->peer_url, NULL, NNG_FLAG_NONBLOCK);
+    return cluster_dial(c, m->req, m->peer_url, NULL);
 }
 
 static void
@@ -247,7 +274,7 @@ cluster_dial_sub(struct cluster *c, struct member *m)
     }
     if (m->events_url[0] == '\0')
         return;
-    rv = nng_dial(c->sub, m->events_url, &m->sub, NNG_FLAG_NONBLOCK);
+    rv = cluster_dial(c, c->sub, m->events_url, &m->sub);
     m->sub_open = rv == 0;
     if (rv != 0)
         CD_LOG_WARN("cluster", "CLUSTER-DIAL", "url=%s error=\"%s\"",

@@ -25,6 +25,7 @@
 
 #include "common/err.h"
 #include "node/events.h"
+#include "node/tls.h"
 #include "proto/msg.h"
 #include "proto/replay.h"
 #include "proto/wire.h"
@@ -58,6 +59,7 @@ struct cluster_config {
     const struct wire_keyring *ring;   /* the node key only; borrowed */
     struct replay             *replay; /* borrowed */
     struct events             *events; /* heartbeats go out here */
+    struct tls_files           tls;    /* for tls+tcp:// peer urls */
     void (*self_cb)(void *arg, struct cluster_self *out);
     /* Replies or heartbeats are queued: run a turn that calls
      * cluster_poll. */

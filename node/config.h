@@ -22,6 +22,8 @@ struct node_config {
     char     listen[CONFIG_STR_MAX];
     char     events_listen[CONFIG_STR_MAX]; /* "": derived from listen */
     char     key_file[CONFIG_STR_MAX];
+    char     tls_cert[CONFIG_STR_MAX];
+    char     tls_ca[CONFIG_STR_MAX];
     int      sync; /* enum store_sync */
     uint32_t workers;
     char     plugins[CONFIG_LIST_MAX][CONFIG_STR_MAX];

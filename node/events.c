@@ -10,6 +10,7 @@
 
 #include "common/alloc.h"
 #include "common/log.h"
+#include "node/tls.h"
 
 struct events {
     nng_socket          sock;
@@ -21,7 +22,8 @@ struct events {
 
 int
 events_open(struct events **out, const char *url, struct wire_sender *sender,
-            size_t max_frame, char *bound, size_t bound_len, cd_err *err)
+            size_t max_frame, const struct tls_files *tls, char *bound,
+            size_t bound_len, cd_err *err)
 {
     struct events *e = cd_calloc(1, sizeof(*e));
     nng_sockaddr   sa;
@@ -37,9 +39,12 @@ events_open(struct events **out, const char *url, struct wire_sender *sender,
                           nng_strerror(rv));
     }
     if ((rv = nng_listener_create(&e->listener, e->sock, url)) != 0 ||
+        tls_listener_config(e->listener, url, tls, err) != CADRE_OK ||
         (rv = nng_listener_start(e->listener, 0)) != 0) {
         nng_close(e->sock);
         cd_free(e);
+        if (rv == 0) /* tls: err says why */
+            return cd_err_wrap(err, "events");
         return cd_err_set(err, rv == NNG_EADDRINUSE ? CADRE_EBUSY : CADRE_EIO,
                           "events: listen %s: %s", url, nng_strerror(rv));
     }
@@ -48,8 +53,10 @@ events_open(struct events **out, const char *url, struct wire_sender *sender,
         sa.s_family == NNG_AF_INET) {
         const uint8_t *ip = (const uint8_t *)&sa.s_in.sa_addr;
 
-        snprintf(bound, bound_len, "tcp://%u.%u.%u.%u:%u", ip[0], ip[1], ip[2],
-                 ip[3], (unsigned)ntohs(sa.s_in.sa_port));
+        /* The scheme stays: tls+tcp:// is dialed as tls+tcp://. */
+        snprintf(bound, bound_len, "%.*s://%u.%u.%u.%u:%u",
+                 (int)strcspn(url, ":"), url, ip[0], ip[1], ip[2], ip[3],
+                 (unsigned)ntohs(sa.s_in.sa_port));
     }
     *out = e;
     return CADRE_OK;

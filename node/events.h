@@ -12,18 +12,22 @@
 #include <stddef.h>
 
 #include "common/err.h"
+#include "node/tls.h"
 #include "proto/msg.h"
 #include "proto/wire.h"
 
 struct events;
 
 /* Listens on url (tcp://host:0 picks a free port); bound receives the
- * actual url. sender seals every event (borrowed: must outlive the events
- * socket; wire_sender is thread-safe). Returns CADRE_EBUSY (address in use)
- * or CADRE_EIO (bad url, other nng errors; with nng's text), CADRE_ENOMEM. */
+ * actual url (same scheme). A tls+tcp:// url uses tls (borrowed; may be NULL
+ * for other schemes). sender seals every event (borrowed: must outlive the
+ * events socket; wire_sender is thread-safe). Returns CADRE_EBUSY (address
+ * in use) or CADRE_EIO (bad url, other nng errors; with nng's text),
+ * CADRE_ECONFIG (tls+tcp:// without a usable certificate), CADRE_ENOMEM. */
 int events_open(struct events **out, const char *url,
-                struct wire_sender *sender, size_t max_frame, char *bound,
-                size_t bound_len, cd_err *err);
+                struct wire_sender *sender, size_t max_frame,
+                const struct tls_files *tls, char *bound, size_t bound_len,
+                cd_err *err);
 
 /* Seals and publishes ev (borrowed) without blocking. An event that cannot
  * be sealed or sent is counted and dropped. */

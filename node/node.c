@@ -26,6 +26,7 @@
 #include "node/runs.h"
 #include "node/spread.h"
 #include "node/steal.h"
+#include "node/tls.h"
 #include "node/turn.h"
 #include "node/waits.h"
 #include "proto/replay.h"
@@ -54,6 +55,7 @@ struct node {
     char                      peer_url[CONFIG_STR_MAX];
     char                      key_path[CONFIG_STR_MAX + 32];
     char                      worker_key_path[CONFIG_STR_MAX + 32];
+    struct tls_files          tls;       /* borrowed from cfg */
     struct wire_keyring       ring;      /* api socket: worker, client */
     struct wire_keyring       peer_ring; /* peer socket: node key only */
     struct replay            *replay;    /* every socket's frames */
@@ -87,6 +89,8 @@ struct node {
 static int
 node_is_loopback(const char *url)
 {
+    if (strncmp(url, "tls+", 4) == 0) /* tls+tcp:// on loopback too */
+        url += 4;
     return strncmp(url, "tcp://127.", 10) == 0 ||
            strncmp(url, "tcp://localhost:", 16) == 0 ||
            strncmp(url, "tcp://[::1]:", 12) == 0 ||
@@ -916,7 +920,7 @@ node_start_pool(struct node *n, cd_err *err)
     const struct node_config *cfg = n->cfg;
     char                      exe[4096];
     size_t                    exe_len = sizeof(exe);
-    char                     *argv[16 + 2 * CONFIG_LIST_MAX * 2];
+    char                     *argv[20 + 2 * CONFIG_LIST_MAX * 2];
     char                      prefetch[16];
     size_t                    a = 0;
 
@@ -935,6 +939,14 @@ node_start_pool(struct node *n, cd_err *err)
     argv[a++] = (char *)cfg->queues;
     argv[a++] = "--prefetch";
     argv[a++] = prefetch;
+    if (cfg->tls_cert[0] != '\0') { /* for a tls+tcp:// api url */
+        argv[a++] = "--tls-cert";
+        argv[a++] = (char *)cfg->tls_cert;
+    }
+    if (cfg->tls_ca[0] != '\0') {
+        argv[a++] = "--tls-ca";
+        argv[a++] = (char *)cfg->tls_ca;
+    }
     for (size_t i = 0; i < cfg->plugins_n; i++) {
         argv[a++] = "--plugin";
         argv[a++] = (char *)cfg->plugins[i];
@@ -962,8 +974,8 @@ node_open_events(struct node *n, cd_err *err)
                           "events-listen",
                           n->cfg->listen);
     return events_open(&n->events, url, &n->sealer.senders[KEYS_ROLE_CLIENT],
-                       n->cfg->max_frame, n->events_url, sizeof(n->events_url),
-                       err);
+                       n->cfg->max_frame, &n->tls, n->events_url,
+                       sizeof(n->events_url), err);
 }
 
 /* The node as its heartbeats describe it. */
@@ -1047,8 +1059,8 @@ node_open_cluster(struct node *n, cd_err *err)
                           "cannot derive a peer url from listen %s: set "
                           "peer-listen",
                           cfg->listen);
-    rc = api_open(&n->peer, &n->loop, url, cfg->max_frame, node_peer_cb, n,
-                  n->peer_url, sizeof(n->peer_url), err);
+    rc = api_open(&n->peer, &n->loop, url, cfg->max_frame, &n->tls,
+                  node_peer_cb, n, n->peer_url, sizeof(n->peer_url), err);
     if (rc != CADRE_OK)
         return cd_err_wrap(err, "peer socket");
     for (size_t i = 0; i < cfg->peers_n; i++)
@@ -1067,6 +1079,7 @@ node_open_cluster(struct node *n, cd_err *err)
     cc.ring = &n->peer_ring;
     cc.replay = n->replay;
     cc.events = n->events;
+    cc.tls = n->tls;
     cc.self_cb = node_self;
     cc.ready_cb = node_cluster_cb;
     cc.member_cb = node_member_cb;
@@ -1100,6 +1113,8 @@ node_open(struct node *n, cd_err *err)
     if ((rc = node_lock(n, err)) != CADRE_OK)
         return rc;
     snprintf(n->url, sizeof(n->url), "%s", n->cfg->listen);
+    n->tls.cert_file = n->cfg->tls_cert;
+    n->tls.ca_file = n->cfg->tls_ca;
     if ((rc = node_keys(n, err)) != CADRE_OK)
         return rc;
     snprintf(dir, sizeof(dir), "%s/store", n->cfg->data_dir);
@@ -1119,7 +1134,7 @@ node_open(struct node *n, cd_err *err)
         return cd_err_set(err, CADRE_ENOMEM, "out of memory");
     src.arg = n->runs;
     dispatch_set_source(n->dispatch, &src);
-    rc = api_open(&n->api, &n->loop, n->cfg->listen, n->cfg->max_frame,
+    rc = api_open(&n->api, &n->loop, n->cfg->listen, n->cfg->max_frame, &n->tls,
                   node_api_cb, n, n->url, sizeof(n->url), err);
     if (rc != CADRE_OK)
         return rc;

@@ -7,6 +7,7 @@ pkgs=(
   build-essential cmake pkg-config
   libnng-dev libuv1-dev liblmdb-dev lmdb-utils libsodium-dev
   libprotobuf-c-dev protobuf-c-compiler libinih-dev libraft-dev
+  openssl
   beanstalkd gearman-job-server libgearman-dev
 )
 
