@@ -41,11 +41,12 @@ cli_parse_u64(const char *s, unsigned long long *out)
 int
 cli_conn_flag(struct cli_conn *c, int argc, char **argv, int *i)
 {
-    static const char *const names[] = {"--url", "--key-file", "--data",
-                                        "--request-timeout", "--app-key-file"};
-    int                      missing;
+    static const char *const names[] = {
+        "--url",          "--key-file", "--data",  "--request-timeout",
+        "--app-key-file", "--tls-cert", "--tls-ca"};
+    int missing;
 
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < 7; k++) {
         const char *v = cli_flag_value(names[k], argc, argv, i, &missing);
         unsigned long long ms;
 
@@ -61,6 +62,10 @@ cli_conn_flag(struct cli_conn *c, int argc, char **argv, int *i)
             c->data_dir = v;
         else if (k == 4)
             c->app_key_file = v;
+        else if (k == 5)
+            c->tls_cert_file = v;
+        else if (k == 6)
+            c->tls_ca_file = v;
         else if (cli_parse_u64(v, &ms) != 0 || ms == 0 || ms > 86400000)
             return -1;
         else
@@ -77,7 +82,9 @@ cli_open(const struct cli_conn *c, const char *cmd)
                               .key_file = c->key_file,
                               .data_dir = c->data_dir,
                               .timeout_ms = c->timeout_ms,
-                              .app_key_file = c->app_key_file};
+                              .app_key_file = c->app_key_file,
+                              .tls_cert_file = c->tls_cert_file,
+                              .tls_ca_file = c->tls_ca_file};
     cadre_client     *client = NULL;
     char              msg[512];
 

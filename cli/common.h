@@ -14,10 +14,12 @@ struct cli_conn {
     const char *data_dir;
     unsigned    timeout_ms;
     const char *app_key_file;
+    const char *tls_cert_file;
+    const char *tls_ca_file;
 };
 
-/* If argv[*i] is --url/--key-file/--data/--request-timeout/--app-key-file
- * (with its value,
+/* If argv[*i] is --url/--key-file/--data/--request-timeout/--app-key-file/
+ * --tls-cert/--tls-ca (with its value,
  * "--flag value" or "--flag=value"), consumes it and returns 1; returns -1
  * if its value is missing or bad, 0 if it is not a connection flag. */
 int cli_conn_flag(struct cli_conn *c, int argc, char **argv, int *i);
@@ -40,6 +42,10 @@ const char *cli_flag_value(const char *name, int argc, char **argv, int *i,
     "  --data DIR         data dir holding the default key\n"                  \
     "  --request-timeout MS  per request (default 10000)\n"                    \
     "  --app-key-file F   application key for encrypted jobs (default "        \
-    "$CADRE_APP_KEY_FILE)\n"
+    "$CADRE_APP_KEY_FILE)\n"                                                   \
+    "  --tls-cert F       PEM certificate and key for a tls+tcp:// node "      \
+    "(default $CADRE_TLS_CERT)\n"                                              \
+    "  --tls-ca F         PEM CA the node's certificate must chain to "        \
+    "(default $CADRE_TLS_CA)\n"
 
 #endif

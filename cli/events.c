@@ -134,6 +134,8 @@ cli_events(int argc, char **argv)
     opts.url = conn.url;
     opts.key_file = conn.key_file;
     opts.data_dir = conn.data_dir;
+    opts.tls_cert_file = conn.tls_cert_file;
+    opts.tls_ca_file = conn.tls_ca_file;
     if (cadre_events_open(&opts, url, &sub, errbuf, sizeof(errbuf)) !=
         CADRE_OK) {
         fprintf(stderr, "cadre events: %s\n", errbuf);

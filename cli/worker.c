@@ -61,6 +61,12 @@ cli_worker_usage(FILE *f)
         "  --app-key-file F  application key that opens encrypted jobs "
         "(default\n"
         "                    $CADRE_APP_KEY_FILE)\n"
+        "  --tls-cert F      PEM certificate and key to present to a "
+        "tls+tcp:// node\n"
+        "                    (default $CADRE_TLS_CERT)\n"
+        "  --tls-ca F        PEM CA bundle the node's certificate must chain "
+        "to (default\n"
+        "                    $CADRE_TLS_CA; none: the node is not verified)\n"
         "  (a worker a node supervises is replaced when it stops)\n"
         "  --help            show this help\n"
         "\n"
@@ -160,6 +166,8 @@ cli_worker(int argc, char **argv)
         OPT_STOP_WHEN_EMPTY,
         OPT_APP_KEY_FILE,
         OPT_TRIES,
+        OPT_TLS_CERT,
+        OPT_TLS_CA,
         OPT_HELP,
     };
     static const struct option longopts[] = {
@@ -178,6 +186,8 @@ cli_worker(int argc, char **argv)
         {"stop-when-empty", no_argument, NULL, OPT_STOP_WHEN_EMPTY},
         {"app-key-file", required_argument, NULL, OPT_APP_KEY_FILE},
         {"tries", required_argument, NULL, OPT_TRIES},
+        {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+        {"tls-ca", required_argument, NULL, OPT_TLS_CA},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -267,6 +277,12 @@ cli_worker(int argc, char **argv)
             break;
         case OPT_APP_KEY_FILE:
             opts.app_key_file = optarg;
+            break;
+        case OPT_TLS_CERT:
+            opts.tls_cert_file = optarg;
+            break;
+        case OPT_TLS_CA:
+            opts.tls_ca_file = optarg;
             break;
         case OPT_TRIES:
             if (cli_worker_number(optarg, 1, 1000000, &v) != 0)

@@ -70,7 +70,7 @@ client_nng_code(int rv)
 }
 
 static int
-client_dial(cadre_client *c, cd_err *err)
+client_dial(cadre_client *c, const cadre_client_opts *opts, cd_err *err)
 {
     int rv;
 
@@ -83,11 +83,7 @@ client_dial(cadre_client *c, cd_err *err)
     nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, c->max_frame);
     nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 50);
     nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 1000);
-    rv = nng_dial(c->sock, c->url, &c->dialer, NNG_FLAG_NONBLOCK);
-    if (rv != 0)
-        return cd_err_set(err, client_nng_code(rv), "dial %s: %s", c->url,
-                          nng_strerror(rv));
-    return CADRE_OK;
+    return client_dial_url(c->sock, c->url, opts, &c->dialer, err);
 }
 
 /* The application key (encrypted jobs): from path, else
@@ -147,7 +143,7 @@ cadre_client_open(const cadre_client_opts *opts, cadre_client **out,
     keys_wipe(&key);
     atomic_init(&c->next_request, 1);
     pthread_mutex_init(&c->slots_mu, NULL);
-    if (client_dial(c, &err) != CADRE_OK) {
+    if (client_dial(c, opts, &err) != CADRE_OK) {
         cadre_client_close(c);
         goto fail;
     }

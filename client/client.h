@@ -55,6 +55,15 @@ int client_fail(cd_err *err);
 int client_call(cadre_client *c, struct msg *req, uint32_t timeout_ms,
                 struct msg *rep, cd_err *err);
 
+/* Dials url from sock without waiting (nng redials until the node is up).
+ * A tls+tcp:// url gets the TLS files of opts (else $CADRE_TLS_CERT,
+ * $CADRE_TLS_CA; see cadre_client_opts). *out receives the dialer.
+ * Returns CADRE_EINVAL (bad url, a TLS file nng refuses; with nng's text)
+ * or CADRE_EIO. Any thread. */
+int client_dial_url(nng_socket sock, const char *url,
+                    const cadre_client_opts *opts, nng_dialer *out,
+                    cd_err *err);
+
 /* Stops the async batcher after flushing it (up to the client timeout); jobs
  * still queued then get CADRE_ECLOSED. Called by cadre_client_close. */
 void client_batch_close(cadre_client *c);

@@ -52,7 +52,7 @@ cadre_event_kind_name(int kind)
 }
 
 static int
-events_dial(cadre_events *e, cd_err *err)
+events_dial(cadre_events *e, const cadre_client_opts *opts, cd_err *err)
 {
     const uint8_t prefix[2] = {WIRE_VERSION, KEYS_ROLE_CLIENT};
     int           rv;
@@ -68,14 +68,7 @@ events_dial(cadre_events *e, cd_err *err)
     nng_socket_set_size(e->sock, NNG_OPT_RECVMAXSZ, e->max_frame);
     nng_socket_set_ms(e->sock, NNG_OPT_RECONNMINT, 50);
     nng_socket_set_ms(e->sock, NNG_OPT_RECONNMAXT, 1000);
-    rv = nng_dial(e->sock, e->url, &e->dialer, NNG_FLAG_NONBLOCK);
-    if (rv != 0)
-        return cd_err_set(err,
-                          rv == NNG_EADDRINVAL || rv == NNG_ENOTSUP
-                              ? CADRE_EINVAL
-                              : CADRE_EIO,
-                          "dial %s: %s", e->url, nng_strerror(rv));
-    return CADRE_OK;
+    return client_dial_url(e->sock, e->url, opts, &e->dialer, err);
 }
 
 int
@@ -121,7 +114,7 @@ cadre_events_open(const cadre_client_opts *opts, const char *events_url,
         cadre_events_close(e);
         goto fail;
     }
-    if (events_dial(e, &err) != CADRE_OK) {
+    if (events_dial(e, opts, &err) != CADRE_OK) {
         cd_err_wrap(&err, "events");
         cadre_events_close(e);
         goto fail;

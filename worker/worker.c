@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -1048,10 +1049,39 @@ worker_set_queues(cadre_worker *w, const char **queues, size_t n)
     return CADRE_OK;
 }
 
+/* A tls+tcp:// url (an optional outer layer; frames stay sealed inside):
+ * the worker presents its certificate, and with a CA (mutual TLS) the
+ * node's must chain to it and name the url's host, as nng checks by
+ * default. Files from opts, else $CADRE_TLS_CERT / $CADRE_TLS_CA. */
 static int
-worker_dial(cadre_worker *w)
+worker_tls(cadre_worker *w, nng_dialer d, const cadre_worker_opts *opts)
 {
-    int rv;
+    static const char *const envs[2] = {"CADRE_TLS_CERT", "CADRE_TLS_CA"};
+    static const char *const nng_opts[2] = {NNG_OPT_TLS_CERT_KEY_FILE,
+                                            NNG_OPT_TLS_CA_FILE};
+    const char *files[2] = {opts->tls_cert_file, opts->tls_ca_file};
+    int         rv;
+
+    for (int i = 0; i < 2; i++) {
+        if (files[i] == NULL || files[i][0] == '\0')
+            files[i] = getenv(envs[i]);
+        if (files[i] == NULL || files[i][0] == '\0')
+            files[i] = NULL;
+        else if ((rv = nng_dialer_set_string(d, nng_opts[i], files[i])) != 0)
+            return cd_err_set(&w->err, CADRE_EINVAL, "dial %s: tls %s: %s",
+                              w->url, files[i], nng_strerror(rv));
+    }
+    rv = nng_dialer_set_int(d, NNG_OPT_TLS_AUTH_MODE,
+                            files[1] != NULL ? NNG_TLS_AUTH_MODE_REQUIRED
+                                             : NNG_TLS_AUTH_MODE_NONE);
+    return rv == 0 ? CADRE_OK : worker_nng_err(w, rv, "tls auth mode for");
+}
+
+static int
+worker_dial(cadre_worker *w, const cadre_worker_opts *opts)
+{
+    nng_dialer d;
+    int        rv;
 
     if ((rv = nng_req0_open(&w->sock)) != 0)
         return worker_nng_err(w, rv, "open req socket for");
@@ -1070,8 +1100,13 @@ worker_dial(cadre_worker *w)
                                 WORKER_RECONNECT_MS)) != 0 ||
         (rv = nng_socket_set_ms(w->sock, NNG_OPT_RECONNMAXT, 0)) != 0)
         return worker_nng_err(w, rv, "set socket options for");
+    if ((rv = nng_dialer_create(&d, w->sock, w->url)) != 0)
+        return worker_nng_err(w, rv, "dial");
+    if (strncmp(w->url, "tls+", 4) == 0 &&
+        (rv = worker_tls(w, d, opts)) != CADRE_OK)
+        return rv; /* closing the socket frees d */
     /* Non-blocking: the worker may start before its node and reconnects. */
-    if ((rv = nng_dial(w->sock, w->url, NULL, NNG_FLAG_NONBLOCK)) != 0)
+    if ((rv = nng_dialer_start(d, NNG_FLAG_NONBLOCK)) != 0)
         return worker_nng_err(w, rv, "dial");
     return CADRE_OK;
 }
@@ -1148,7 +1183,7 @@ cadre_worker_open(const cadre_worker_opts *opts, cadre_worker **out,
     w->ring.key[KEYS_ROLE_WORKER] = key;
     keys_wipe(&key);
 
-    if ((rc = worker_dial(w)) != CADRE_OK)
+    if ((rc = worker_dial(w, opts)) != CADRE_OK)
         goto fail;
     *out = w;
     return CADRE_OK;

@@ -70,6 +70,14 @@ typedef struct cadre_client_opts {
     /* Seals the payloads of encrypted jobs and opens their results. NULL:
      * $CADRE_APP_KEY_FILE, else none (an encrypted dispatch is refused). */
     const char *app_key_file;
+    /* Mutual TLS, an optional outer layer (frames stay sealed inside); used
+     * only when the url is tls+tcp://. tls_cert_file: a PEM file with this
+     * client's certificate and private key (NULL: $CADRE_TLS_CERT, else
+     * none: a node that requires one refuses the connection). tls_ca_file:
+     * the PEM CA bundle the node's certificate must chain to, for the url's
+     * host (NULL: $CADRE_TLS_CA, else the node is not verified). */
+    const char *tls_cert_file;
+    const char *tls_ca_file;
 } cadre_client_opts;
 
 /* Opens a client and dials the node (the dial completes in the background).
@@ -382,6 +390,8 @@ typedef struct cadre_worker_opts {
      * jobs then fail with "cannot open encrypted payload: no application
      * key"). */
     const char *app_key_file;
+    const char *tls_cert_file; /* as cadre_client_opts */
+    const char *tls_ca_file;   /* as cadre_client_opts */
 } cadre_worker_opts;
 
 /* A handler: returns CADRE_OK on success (after cadre_task_result, if it has
