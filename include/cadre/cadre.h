@@ -81,9 +81,9 @@ typedef struct cadre_client_opts {
 } cadre_client_opts;
 
 /* Opens a client and dials the node (the dial completes in the background).
- * Returns CADRE_ENOTFOUND if no key file is found, CADRE_EINVAL for a bad URL
- * or key. On error, if errbuf is not NULL, a message with its context is
- * written there. The caller owns *out and frees it with cadre_client_close. */
+ * Returns CADRE_ENOTFOUND if no key file is found, CADRE_EINVAL for a bad URL,
+ * key or TLS file. On error, if errbuf is not NULL, a message with its context
+ * goes there. The caller owns *out and frees it with cadre_client_close. */
 CADRE_API int cadre_client_open(const cadre_client_opts *opts,
                                 cadre_client **out, char *errbuf,
                                 size_t errbuf_len);
