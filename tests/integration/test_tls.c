@@ -87,12 +87,8 @@ start_node(struct node_proc *n, const char *dir, const char *id,
     args[a++] = (char *)workers;
     args[a++] = "--plugin";
     args[a++] = (char *)proc_demo_plugin();
-    args[a++] = "--heartbeat-ms";
+    args[a++] = "--heartbeat-ms"; /* join quickly */
     args[a++] = "100";
-    args[a++] = "--suspect-ms";
-    args[a++] = "500";
-    args[a++] = "--dead-ms";
-    args[a++] = "2000";
     if (key_file != NULL) {
         args[a++] = "--key-file";
         args[a++] = (char *)key_file;
