@@ -312,6 +312,69 @@ drain(const char *ledger, const cadre_job_id *ids, size_t n, int k,
     return -1;
 }
 
+/* What waiting at the jobs' home (the node they were dispatched to) says:
+ * stolen jobs' outcomes are sent home by the node that ran them. */
+struct home_view {
+    size_t done, pending, other; /* other: failed or unknown */
+    size_t late; /* pending, though they last ran after the kill */
+};
+
+/* Waits up to timeout_ms at c for the n jobs and counts their outcomes.
+ * A pending job is "late" if its last ledger line was written at or after
+ * killed_at_ms (Unix ms, when the killed node's processes were all gone):
+ * a live node ran it, so its outcome should have come home. Only a notice
+ * that died with the killed node may leave a job pending. */
+static void
+home_outcomes(cadre_client *c, const cadre_job_id *ids, size_t n,
+              uint64_t timeout_ms, const char *ledger, uint64_t killed_at_ms,
+              struct home_view *v)
+{
+    cadre_outcome     *out = calloc(n, sizeof(*out));
+    char              *pend = calloc(n, 37); /* uuids of pending jobs */
+    uint64_t          *last_ms = calloc(n, sizeof(*last_ms));
+    char               uuid[64];
+    unsigned           attempt;
+    long               pid;
+    unsigned long long ms;
+    FILE              *f;
+
+    memset(v, 0, sizeof(*v));
+    v->other = n;
+    if (out == NULL || pend == NULL || last_ms == NULL)
+        goto done;
+    v->other = 0;
+    cadre_wait(c, ids, n, timeout_ms, out);
+    for (size_t i = 0; i < n; i++) {
+        if (out[i].status == CADRE_DONE)
+            v->done++;
+        else if (out[i].status == CADRE_PENDING)
+            cadre_job_id_format(&ids[i], pend + 37 * v->pending++);
+        else
+            v->other++;
+        cadre_outcome_fini(&out[i]);
+    }
+    if (v->pending == 0 || (f = fopen(ledger, "r")) == NULL)
+        goto done;
+    while (fscanf(f, "%63s %u %ld %llu", uuid, &attempt, &pid, &ms) == 4)
+        for (size_t i = 0; i < v->pending; i++)
+            if (strcmp(uuid, pend + 37 * i) == 0 && ms > last_ms[i])
+                last_ms[i] = ms;
+    fclose(f);
+    for (size_t i = 0; i < v->pending; i++) {
+        if (last_ms[i] < killed_at_ms)
+            continue;
+        if (v->late++ < 5)
+            fprintf(stderr,
+                    "# %s: pending at home, last ran %lld ms after the "
+                    "kill\n",
+                    pend + 37 * i, (long long)(last_ms[i] - killed_at_ms));
+    }
+done:
+    free(out);
+    free(pend);
+    free(last_ms);
+}
+
 /* Prints and returns the done count of each of the k nodes; also sums
  * pending and failed jobs over them. */
 static void
@@ -356,7 +419,9 @@ TEST(three_nodes_share_jobs_and_a_killed_node_loses_none)
     struct ledger_check chk;
     uint64_t            t0, t_kill, until, done[3], pending, failed;
     uint64_t            c_stolen = 0, c_done = 0;
+    uint64_t            c_killed_at_ms;
     size_t              acked, lines = 0;
+    struct home_view    home;
 
     REQUIRE(cluster_dir() == 0);
     snprintf(ledger, sizeof(ledger), "%s/ledger", base);
@@ -398,6 +463,7 @@ TEST(three_nodes_share_jobs_and_a_killed_node_loses_none)
     CHECK(c_stolen > 0);
     CHECK_EQ(member_kill9(c), -9);
     t_kill = cd_mono_ms();
+    c_killed_at_ms = cd_now_ms(); /* C and its workers are gone */
     /* Same data dir, same id, same seed. */
     REQUIRE(member_boot(c) == 0);
     printf("# C back after %llu ms\n",
@@ -432,6 +498,17 @@ TEST(three_nodes_share_jobs_and_a_killed_node_loses_none)
     CHECK_EQ(ledger_bad_lines(l), 0);
     CHECK(chk.duplicates <= DUP_BOUND_PER_KILL);
     ledger_free(l);
+    /* Waiting at A sees the outcomes of jobs that ran on B and C. A job C
+     * finished just before its kill may stay pending there: its notice
+     * home died with C (README, "Waiting works across nodes"); one that
+     * ran after that must not. */
+    home_outcomes(a->c, ids, JOBS, 5000, ledger, c_killed_at_ms, &home);
+    printf("# outcomes at A: done=%zu pending=%zu (ran after the kill: %zu) "
+           "other=%zu\n",
+           home.done, home.pending, home.late, home.other);
+    CHECK_EQ(home.other, 0);
+    CHECK_EQ(home.late, 0);
+    CHECK(home.pending <= (size_t)DUP_BOUND_PER_KILL);
     for (int i = 0; i < 3; i++)
         CHECK_EQ(member_stop(&nodes[i]), 0);
 }
@@ -905,7 +982,9 @@ TEST(thief_and_victim_killed_mid_transfer_lose_nothing)
     struct ledger      *l = NULL;
     struct ledger_check chk;
     uint64_t            t0, until, done[2], pending, failed;
+    uint64_t            b_killed_at_ms;
     size_t              lines = 0;
+    struct home_view    home;
 
     REQUIRE(cluster_dir() == 0);
     snprintf(ledger, sizeof(ledger), "%s/ledger", base);
@@ -926,6 +1005,7 @@ TEST(thief_and_victim_killed_mid_transfer_lose_nothing)
     printf("# killing the thief B at %zu ledger lines\n", lines);
     CHECK(lines >= KILL_THIEF_AT);
     CHECK_EQ(member_kill9(b), -9);
+    b_killed_at_ms = cd_now_ms();
     REQUIRE(member_boot(b) == 0);
 
     /* The victim dies with loans on disk, some maybe not settled yet. */
@@ -958,6 +1038,15 @@ TEST(thief_and_victim_killed_mid_transfer_lose_nothing)
     CHECK_EQ(ledger_bad_lines(l), 0);
     CHECK(chk.duplicates <= 2 * DUP_BOUND_PER_KILL);
     ledger_free(l);
+    /* All ran on B; A (restarted) hears of them: pending only for notices
+     * lost with the killed thief, none for jobs run after its restart. */
+    home_outcomes(a->c, ids, JOBS, 5000, ledger, b_killed_at_ms, &home);
+    printf("# outcomes at A: done=%zu pending=%zu (ran after the thief's "
+           "kill: %zu) other=%zu\n",
+           home.done, home.pending, home.late, home.other);
+    CHECK_EQ(home.other, 0);
+    CHECK_EQ(home.late, 0);
+    CHECK(home.pending <= (size_t)DUP_BOUND_PER_KILL);
     CHECK_EQ(member_stop(a), 0);
     CHECK_EQ(member_stop(b), 0);
 }
