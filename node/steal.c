@@ -270,12 +270,16 @@ steal_committed(struct steal *s, int ok)
  * A job stolen from its origin runs here, but whoever waits for it waits
  * there: its final outcome goes home in a Finished message. Kept in memory
  * and retried until HOME_GIVE_UP_MS: a crash here loses the notice (the
- * waiter there then sees the job as unknown), never the job. */
+ * waiter there then sees the job pending, a "moved" placeholder, until its
+ * timeout), never the job. */
 
+/* Always: jobs adopted before a restart finish after it, before this
+ * process has stolen anything (a counter would say no). Keeping the
+ * finished jobs of a turn only moves them into an array. */
 int
 steal_wants_finished(const struct steal *s)
 {
-    return s != NULL && s->st.stolen > 0;
+    return s != NULL;
 }
 
 static struct home *

@@ -61,8 +61,8 @@ void steal_committed(struct steal *s, int ok);
 /* Retries of settles and of outcomes going home: once per turn. */
 void steal_tick(struct steal *s);
 
-/* Whether turns must keep their finished jobs (for steal_send_home): this
- * node has run stolen jobs. */
+/* Whether turns must keep their finished jobs (for steal_send_home): yes
+ * for a node in a cluster, whose store may hold stolen jobs. */
 int steal_wants_finished(const struct steal *s);
 
 /* After a committed turn (and its waiters): the outcomes of finished jobs
