@@ -13,6 +13,7 @@
 #include "cadre/cadre.h"
 #include "client/client.h"
 #include "common/alloc.h"
+#include "common/bounded.h"
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/id.h"
@@ -155,13 +156,27 @@ fail:
     return err.code;
 }
 
+#define CLIENT_CLOSE_WAIT_MS 3000
+
+static void
+client_close_now(void *arg)
+{
+    nng_close(*(nng_socket *)arg);
+}
+
+void
+client_close_socket(nng_socket s)
+{
+    cd_run_bounded(client_close_now, &s, sizeof(s), CLIENT_CLOSE_WAIT_MS);
+}
+
 void
 cadre_client_close(cadre_client *c)
 {
     if (c == NULL)
         return;
     client_batch_close(c);
-    nng_close(c->sock);
+    client_close_socket(c->sock);
     while (c->slots != NULL) {
         struct client_slot *slot = c->slots;
 

@@ -67,5 +67,8 @@ int client_dial_url(nng_socket sock, const char *url,
 /* Stops the async batcher after flushing it (up to the client timeout); jobs
  * still queued then get CADRE_ECLOSED. Called by cadre_client_close. */
 void client_batch_close(cadre_client *c);
+/* nng_close(s), given up on after a few seconds: nng 1.5.2 can deadlock in
+ * it (common/bounded.h), and a library must not hang its caller's close. */
+void client_close_socket(nng_socket s);
 
 #endif

@@ -192,7 +192,8 @@ cadre_events_close(cadre_events *e)
 {
     if (e == NULL)
         return;
-    nng_close(e->sock); /* a socket never opened is id 0: NNG_ECLOSED */
+    /* A socket never opened is id 0: NNG_ECLOSED. */
+    client_close_socket(e->sock);
     keys_wipe(&e->ring.key[KEYS_ROLE_CLIENT]);
     cd_free(e);
 }

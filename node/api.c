@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/bounded.h"
 #include "common/clock.h"
 #include "common/log.h"
 #include "node/tls.h"
@@ -300,13 +301,31 @@ api_free_cb(uv_handle_t *h)
     cd_free(a);
 }
 
+#define API_CLOSE_WAIT_MS 3000
+
+static void
+api_close_now(void *arg)
+{
+    nng_close(*(nng_socket *)arg);
+}
+
+void
+api_close_socket(nng_socket s)
+{
+    if (!cd_run_bounded(api_close_now, &s, sizeof(s), API_CLOSE_WAIT_MS))
+        CD_LOG_WARN("api", "API-CLOSE-STUCK",
+                    "socket=%d: nng_close did not "
+                    "return (nanomsg/nng#1543); going on without it",
+                    nng_socket_id(s));
+}
+
 void
 api_close(struct api *a)
 {
     if (a == NULL)
         return;
     atomic_store(&a->closing, 1);
-    nng_close(a->sock);
+    api_close_socket(a->sock);
     for (size_t i = 0; i < a->all_n; i++) {
         struct api_req *r = a->all[i];
 

@@ -52,6 +52,11 @@ uint32_t api_req_pipe(const struct api_req *r);
  * first) into out and returns how many; the ready callback fires when one
  * closes. nng reports closes on its threads; they are only queued there. */
 size_t api_take_closed(struct api *a, uint32_t *out, size_t cap);
+/* nng_close(s), given up on after a few seconds: nng 1.5.2 can deadlock in
+ * it (common/bounded.h); a stuck close then parks one thread instead of the
+ * loop. For every socket the node closes. */
+void api_close_socket(nng_socket s);
+
 /* Stops receiving; requests still held get no reply. Frees everything;
  * close_cb runs when the uv handle is closed. */
 void api_close(struct api *a);

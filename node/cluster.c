@@ -14,6 +14,7 @@
 #include "common/alloc.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "node/api.h"
 
 #define CLUSTER_INBOX_MAX 4096 /* heartbeats queued for the loop */
 #define CLUSTER_RECONNECT_MIN_MS 100
@@ -187,7 +188,7 @@ static void
 cluster_member_free(struct member *m)
 {
     if (m->req_open)
-        nng_close(m->req);
+        api_close_socket(m->req);
     if (m->sub_open)
         nng_dialer_close(m->sub);
     cd_free(m->qnames);
@@ -250,7 +251,7 @@ cluster_open_req(struct cluster *c, struct member *m)
     int rv;
 
     if (m->req_open) {
-        nng_close(m->req);
+        api_close_socket(m->req);
         m->req_open = 0;
     }
     if ((rv = nng_req0_open(&m->req)) != 0)
@@ -972,7 +973,7 @@ cluster_close(struct cluster *c)
         cluster_creq_free(c, c->inflight);
     for (size_t i = 0; i < c->n; i++)
         cluster_member_free(c->m[i]);
-    nng_close(c->sub);
+    api_close_socket(c->sub);
     nng_aio_free(c->sub_aio);
     for (size_t i = 0; i < c->inbox_n; i++)
         nng_msg_free(c->inbox[i]);

@@ -10,6 +10,7 @@
 
 #include "common/alloc.h"
 #include "common/log.h"
+#include "node/api.h"
 #include "node/tls.h"
 
 struct events {
@@ -108,6 +109,6 @@ events_close(struct events *e)
 {
     if (e == NULL)
         return;
-    nng_close(e->sock);
+    api_close_socket(e->sock);
     cd_free(e);
 }

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/bounded.h"
 #include "common/clock.h"
 #include "common/err.h"
 #include "common/id.h"
@@ -1236,6 +1237,20 @@ cadre_worker_exec(cadre_worker *w, const char *name, const char *cmd)
     return exec_add(&w->reg, name, cmd, &w->err);
 }
 
+static void
+worker_close_now(void *arg)
+{
+    nng_close(*(nng_socket *)arg);
+}
+
+/* nng 1.5.2 can deadlock in nng_close (common/bounded.h): a worker that
+ * must exit does not wait for it forever. */
+static void
+worker_close_socket(nng_socket s)
+{
+    cd_run_bounded(worker_close_now, &s, sizeof(s), 3000);
+}
+
 void
 cadre_worker_close(cadre_worker *w)
 {
@@ -1243,7 +1258,7 @@ cadre_worker_close(cadre_worker *w)
         return;
     worker_watch_fini(&w->watch);
     if (w->sock_open)
-        nng_close(w->sock);
+        worker_close_socket(w->sock);
     while (w->held_n > 0) {
         worker_batch_rele(w->held[w->held_head++].batch);
         w->held_n--;
