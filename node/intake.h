@@ -1,0 +1,34 @@
+/* intake.h: the node's intake of work: Dispatch (durable jobs) and Run
+ * (fan-outs whose caller waits). Checks what the node's limits allow
+ * (task and queue names, payload size, timeouts below retry_after, unique
+ * ids) and refuses a whole request with a clear error if one part is bad.
+ *
+ * Threads: loop thread only. */
+#ifndef NODE_INTAKE_H
+#define NODE_INTAKE_H
+
+#include "node/api.h"
+#include "node/config.h"
+#include "node/runs.h"
+#include "node/turn.h"
+#include "proto/msg.h"
+
+/* What intake needs of the node, borrowed for one call. */
+struct intake {
+    const struct node_config *cfg;
+    struct turn_sealer       *sealer;
+    struct runs              *runs;
+    int                       stopping;
+};
+
+/* Stores the jobs of a Dispatch in t (unique duplicates answered with the
+ * holder's id) and defers the reply to t's commit. m stays the caller's. */
+void intake_dispatch(const struct intake *in, struct turn *t, struct api_req *r,
+                     int role, const struct msg *m);
+
+/* Checks a Run and hands it (and m: ownership moves) to runs. from_peer: a
+ * sub-run another node spread here, never spread again. */
+void intake_run(const struct intake *in, struct api_req *r, int role,
+                struct msg *m, int from_peer);
+
+#endif
