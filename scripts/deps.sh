@@ -7,7 +7,7 @@ pkgs=(
   build-essential cmake pkg-config
   libnng-dev libuv1-dev liblmdb-dev lmdb-utils libsodium-dev
   libprotobuf-c-dev protobuf-c-compiler libinih-dev libraft-dev
-  openssl
+  openssl tzdata
   beanstalkd gearman-job-server libgearman-dev
 )
 
