@@ -303,6 +303,8 @@ api_free_cb(uv_handle_t *h)
 
 #define API_CLOSE_WAIT_MS 3000
 
+static atomic_int api_stuck; /* closes given up on, in this process */
+
 static void
 api_close_now(void *arg)
 {
@@ -312,11 +314,31 @@ api_close_now(void *arg)
 void
 api_close_socket(nng_socket s)
 {
-    if (!cd_run_bounded(api_close_now, &s, sizeof(s), API_CLOSE_WAIT_MS))
+    if (!cd_run_bounded(api_close_now, &s, sizeof(s), API_CLOSE_WAIT_MS)) {
+        atomic_fetch_add(&api_stuck, 1);
         CD_LOG_WARN("api", "API-CLOSE-STUCK",
                     "socket=%d: nng_close did not "
                     "return (nanomsg/nng#1543); going on without it",
                     nng_socket_id(s));
+    }
+}
+
+static void
+api_fini_now(void *arg)
+{
+    (void)arg;
+    nng_fini();
+}
+
+void
+api_nng_fini(void)
+{
+    int none = 0;
+
+    /* nng_fini must not run beside another nng call: not after a close
+     * that never returned. */
+    if (atomic_load(&api_stuck) == 0)
+        cd_run_bounded(api_fini_now, &none, sizeof(none), API_CLOSE_WAIT_MS);
 }
 
 void

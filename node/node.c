@@ -1051,5 +1051,6 @@ node_run(const struct node_config *cfg, cd_err *err)
     fflush(stdout);
     uv_run(&n.loop, UV_RUN_DEFAULT);
     node_close(&n);
+    api_nng_fini();
     return CADRE_OK;
 }
