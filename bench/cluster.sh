@@ -29,23 +29,9 @@ for f in "$CADRE" "$DEMO" "$BC"; do
     [ -e "$f" ] || { echo "cluster.sh: $f not built" >&2; exit 1; }
 done
 TMP=$(mktemp -d /tmp/cadre-cluster-bench.XXXXXX)
-STARTED=()
-cleanup() {
-    local pid
-    for pid in "${STARTED[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-    for pid in "${STARTED[@]}"; do
-        for _ in $(seq 100); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    STARTED=()
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh" # cleanup, STARTED: PIDs this script started
+bench_traps
 
 KEY="$TMP/cluster.key"
 "$CADRE" keygen >"$KEY" || exit 1

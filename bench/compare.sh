@@ -86,26 +86,9 @@ if [ "$DO_GEAR" = 1 ]; then
 fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/cadre-bench-XXXXXX") || die "mktemp failed"
-STARTED=() # PIDs this script started, nothing else is ever signalled
-
-cleanup() {
-    local pid
-    for pid in "${STARTED[@]}"; do
-        kill -TERM "$pid" 2>/dev/null
-    done
-    for pid in "${STARTED[@]}"; do
-        for _ in $(seq 100); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-    done
-    STARTED=()
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh" # cleanup, STARTED: PIDs this script started
+bench_traps
 
 # stop PID: SIGTERM one process we started, wait up to 10 s, then SIGKILL.
 stop() {
