@@ -1,6 +1,6 @@
 /* cluster.c: `cadre cluster ...`: the members a node knows and how its
- * membership sees them, through libcadre. `leader` waits for the leader
- * (libraft). */
+ * membership sees them, and its view of the raft leader, through
+ * libcadre. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,13 +19,15 @@ cluster_usage(FILE *f)
 {
     fprintf(f,
             "usage: cadre cluster members [--json] [FLAGS]\n"
-            "       cadre cluster leader [FLAGS]\n\n"
+            "       cadre cluster leader [--json] [FLAGS]\n\n"
             "members lists the nodes the node knows, itself first, as its "
             "membership sees\nthem: state (self, alive, suspect, dead), when "
             "it last heard from each, its\nworkers, free worker slots and "
-            "ready jobs.\nleader is not implemented yet: it comes with the "
-            "leader (libraft).\n\nflags:\n"
-            "  --json             members: print JSON\n" CLI_CONN_HELP);
+            "ready jobs.\nleader prints the node's view of the raft leader: "
+            "its id, the term, the\nnode's own role, whether the leader is "
+            "ready (its barrier committed) and\nwhether commits stall; it "
+            "exits 1 while no leader is known.\n\nflags:\n"
+            "  --json             print JSON\n" CLI_CONN_HELP);
 }
 
 /* Returns CLI_OK, or CLI_USAGE after printing why. */
@@ -173,6 +175,50 @@ cluster_members(const struct cluster_args *a)
     return CLI_OK;
 }
 
+static int
+cluster_leader(const struct cluster_args *a)
+{
+    cadre_client     *c;
+    cadre_leader_info li;
+
+    c = cli_open(&a->conn, "cluster leader");
+    if (c == NULL)
+        return CLI_FAIL;
+    if (cadre_cluster_leader(c, &li) != CADRE_OK) {
+        fprintf(stderr, "cadre cluster leader: %s\n", cadre_client_errmsg(c));
+        cadre_client_close(c);
+        return CLI_FAIL;
+    }
+    cadre_client_close(c);
+    if (a->json) {
+        printf("{\"leader\":");
+        cli_json_str(stdout, li.leader, strlen(li.leader));
+        printf(",\"leader_raft_id\":%llu,\"raft_id\":%llu,\"term\":%llu",
+               (unsigned long long)li.leader_raft_id,
+               (unsigned long long)li.raft_id, (unsigned long long)li.term);
+        cluster_json_field("role", cadre_raft_role_name(li.role));
+        printf(",\"ready\":%s,\"not_committing\":%s,\"oldest_wait_ms\":%llu,"
+               "\"commit_index\":%llu,\"last_applied\":%llu}\n",
+               li.ready ? "true" : "false",
+               li.not_committing ? "true" : "false",
+               (unsigned long long)li.oldest_wait_ms,
+               (unsigned long long)li.commit_index,
+               (unsigned long long)li.last_applied);
+    } else if (li.role == CADRE_RAFT_OFF) {
+        fprintf(stderr, "cadre cluster leader: no leader: the node runs "
+                        "without --voters\n");
+    } else {
+        printf("leader=%s term=%llu role=%s raft_id=%llu%s%s\n",
+               li.leader[0] ? li.leader : "-", (unsigned long long)li.term,
+               cadre_raft_role_name(li.role), (unsigned long long)li.raft_id,
+               li.role == CADRE_RAFT_LEADER
+                   ? (li.ready ? " ready" : " not-ready")
+                   : "",
+               li.not_committing ? " NOT-COMMITTING" : "");
+    }
+    return li.leader[0] != '\0' ? CLI_OK : CLI_FAIL;
+}
+
 int
 cli_cluster(int argc, char **argv)
 {
@@ -190,10 +236,7 @@ cli_cluster(int argc, char **argv)
         cluster_usage(stderr);
         return rc;
     }
-    if (strcmp(a.sub, "leader") == 0) {
-        fprintf(stderr, "cadre cluster leader: not implemented yet: comes "
-                        "with the leader (libraft)\n");
-        return CLI_FAIL;
-    }
+    if (strcmp(a.sub, "leader") == 0)
+        return cluster_leader(&a);
     return cluster_members(&a);
 }

@@ -152,3 +152,60 @@ cadre_cluster_members(cadre_client *c, cadre_member **out, size_t *out_n)
     *out_n = n;
     return CADRE_OK;
 }
+
+const char *
+cadre_raft_role_name(int role)
+{
+    switch (role) {
+    case CADRE_RAFT_OFF:
+        return "off";
+    case CADRE_RAFT_FOLLOWER:
+        return "follower";
+    case CADRE_RAFT_CANDIDATE:
+        return "candidate";
+    case CADRE_RAFT_LEADER:
+        return "leader";
+    case CADRE_RAFT_UNAVAILABLE:
+        return "unavailable";
+    default:
+        return "unknown";
+    }
+}
+
+int
+cadre_cluster_leader(cadre_client *c, cadre_leader_info *out)
+{
+    struct msg               req = {.kind = MSG_ADMIN}, rep;
+    const struct msg_leader *l;
+    cd_err                   err = {0};
+    int                      rc;
+
+    if (c == NULL || out == NULL) {
+        cd_err_set(&err, CADRE_EINVAL, "cluster leader: no client");
+        return client_fail(&err);
+    }
+    memset(out, 0, sizeof(*out));
+    req.u.admin.op = MSG_ADMIN_CLUSTER_LEADER;
+    rc = client_call(c, &req, c->timeout_ms, &rep, &err);
+    if (rc == CADRE_OK && rep.kind != MSG_ADMIN_REPLY) {
+        msg_free(&rep);
+        rc = cd_err_set(&err, CADRE_EPROTO, "unexpected reply");
+    }
+    if (rc != CADRE_OK) {
+        cd_err_wrap(&err, "cluster leader");
+        return client_fail(&err);
+    }
+    l = &rep.u.admin_reply.leader;
+    cluster_copy_str(out->leader, sizeof(out->leader), l->leader);
+    out->leader_raft_id = l->leader_raft_id;
+    out->raft_id = l->raft_id;
+    out->term = l->term;
+    out->role = l->raft ? (int)l->role : CADRE_RAFT_OFF;
+    out->ready = l->ready;
+    out->not_committing = l->not_committing;
+    out->oldest_wait_ms = l->oldest_wait_ms;
+    out->commit_index = l->commit_index;
+    out->last_applied = l->last_applied;
+    msg_free(&rep);
+    return CADRE_OK;
+}

@@ -508,7 +508,7 @@ cluster_self_view(struct cluster *c, struct msg_member *s)
     s->serves = self.serves;
     s->serves_n = self.serves_n;
     s->version = CADRE_VERSION;
-    s->leader = "";
+    s->leader = self.leader != NULL ? self.leader : "";
     s->boot_id = c->cfg.sender->boot_id;
 }
 

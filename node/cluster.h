@@ -44,6 +44,7 @@ struct cluster_self {
     size_t          queues_n;
     const char    **serves; /* queues the idle workers wait on */
     size_t          serves_n;
+    const char     *leader; /* the leader's node id as known; NULL: "" */
 };
 
 struct cluster_config {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/path.h"
+#include "node/leader.h"
 #include "store/store.h"
 
 enum config_type {
@@ -104,6 +105,23 @@ static const struct config_opt config_opts[] = {
         "ms before jobs lent to a peer that never confirmed come back"),
     NUM("replay-skew-ms", CONFIG_U64, replay_skew_ms, "30000", 1000,
         86400000ULL, "clock skew tolerated for a frame from an unknown sender"),
+    STR("voters", voters, NULL,
+        "raft voters id=host:port,... (1, 3 or 5; ids are node ids, the "
+        "raft id is the position; empty: no leader)"),
+    STR("raft-listen", raft_listen, NULL,
+        "raft bind HOST:PORT (default: this node's address in --voters)"),
+    NUM("raft-id", CONFIG_U32, raft_id, "0", 0, 5,
+        "this node's raft id (0: its position in --voters by --node-id)"),
+    STR("raft-dir", raft_dir, NULL,
+        "raft log and snapshots (default "
+        "<data>/raft)"),
+    NUM("election-ms", CONFIG_U64, election_ms, "300", 50, 60000,
+        "raft election timeout in ms (300: failover ~0.5 s on a LAN)"),
+    NUM("raft-heartbeat-ms", CONFIG_U64, raft_heartbeat_ms, "30", 5, 10000,
+        "raft heartbeat in ms (a tenth of election-ms)"),
+    NUM("raft-watchdog-ms", CONFIG_U64, raft_watchdog_ms, "5000", 100, 3600000,
+        "ms a barrier or proposal may wait before the leader "
+        "reports LEADER-NOT-COMMITTING"),
 };
 #define CONFIG_N (sizeof(config_opts) / sizeof(config_opts[0]))
 
@@ -362,6 +380,8 @@ config_read_flags(struct node_config *cfg, int argc, char **argv, int *help,
     return CADRE_OK;
 }
 
+static int config_check_voters(struct node_config *cfg, cd_err *err);
+
 int
 config_load(struct node_config *cfg, int argc, char **argv, int *help,
             cd_err *err)
@@ -402,6 +422,42 @@ config_load(struct node_config *cfg, int argc, char **argv, int *help,
                           (unsigned long long)cfg->heartbeat_ms,
                           (unsigned long long)cfg->suspect_ms,
                           (unsigned long long)cfg->dead_ms);
+    return config_check_voters(cfg, err);
+}
+
+/* --voters: parsed, our node id among them, --raft-id consistent. */
+static int
+config_check_voters(struct node_config *cfg, cd_err *err)
+{
+    struct leader_voter vs[LEADER_VOTERS_MAX];
+    size_t              n = 0;
+    uint32_t            pos = 0;
+
+    if (cfg->voters[0] == '\0')
+        return CADRE_OK;
+    if (leader_parse_voters(cfg->voters, vs, LEADER_VOTERS_MAX, &n, err) !=
+        CADRE_OK) {
+        err->code = CADRE_EUSAGE;
+        return CADRE_EUSAGE;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(vs[i].node_id, cfg->node_id) == 0)
+            pos = (uint32_t)(i + 1);
+    if (pos == 0)
+        return cd_err_set(err, CADRE_EUSAGE,
+                          "voters: node id '%s' is not among them",
+                          cfg->node_id);
+    if (cfg->raft_id != 0 && cfg->raft_id != pos)
+        return cd_err_set(err, CADRE_EUSAGE,
+                          "raft-id %u: node '%s' is voter %u in --voters",
+                          cfg->raft_id, cfg->node_id, pos);
+    cfg->raft_id = pos;
+    if (cfg->raft_heartbeat_ms * 2 > cfg->election_ms)
+        return cd_err_set(err, CADRE_EUSAGE,
+                          "raft-heartbeat-ms (%llu) must be at most half of "
+                          "election-ms (%llu)",
+                          (unsigned long long)cfg->raft_heartbeat_ms,
+                          (unsigned long long)cfg->election_ms);
     return CADRE_OK;
 }
 

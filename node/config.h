@@ -49,6 +49,14 @@ struct node_config {
     uint32_t steal_max; /* jobs per steal; 0: never steal */
     uint64_t lend_ms;   /* a loan not settled by then returns */
     uint64_t replay_skew_ms;
+    /* leader (node/leader.h); voters "" = no raft at all */
+    char     voters[CONFIG_STR_MAX];      /* id=host:port,... */
+    char     raft_listen[CONFIG_STR_MAX]; /* "": our address in voters */
+    uint32_t raft_id;                     /* 0: our position in voters */
+    char     raft_dir[CONFIG_STR_MAX];    /* "": <data>/raft */
+    uint64_t election_ms;
+    uint64_t raft_heartbeat_ms;
+    uint64_t raft_watchdog_ms;
 };
 
 /* Fills cfg from defaults, then the config file (--config or CADRE_CONFIG),

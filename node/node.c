@@ -23,6 +23,7 @@
 #include "node/dispatch.h"
 #include "node/events.h"
 #include "node/intake.h"
+#include "node/leader.h"
 #include "node/pool.h"
 #include "node/runs.h"
 #include "node/spread.h"
@@ -74,6 +75,10 @@ struct node {
     struct runs              *runs; /* run(): in memory (node/runs.h) */
     struct admin             *admin;
     struct pool              *pool;
+    struct leader            *leader; /* NULL without --voters */
+    char                      leader_id[LEADER_ID_MAX]; /* for heartbeats */
+    int                       failed; /* fail-stop: exit non-zero */
+    char                      fail_why[256];
     uint64_t                  started_mono_ms;
     uint64_t                  next_due_ms, next_deadline_ms;
     uint64_t                  next_fetch_mono_ms;
@@ -341,6 +346,31 @@ node_members(struct node *n, struct turn *t, struct api_req *r, int role,
     turn_defer(t, r, role, m->request_id);
 }
 
+/* `cadre cluster leader`: this node's view. */
+static void
+node_leader_info(struct node *n, struct turn *t, struct api_req *r, int role,
+                 const struct msg *m)
+{
+    struct msg reply = {.request_id = m->request_id, .kind = MSG_ADMIN_REPLY};
+    struct msg_leader *ml = &reply.u.admin_reply.leader;
+    struct leader_info li;
+
+    leader_get_info(n->leader, &li);
+    ml->raft = n->leader != NULL;
+    ml->leader = li.leader;
+    ml->leader_raft_id = li.leader_raft_id;
+    ml->raft_id = li.raft_id;
+    ml->term = li.term;
+    ml->role = (uint32_t)li.role;
+    ml->ready = li.ready;
+    ml->not_committing = li.not_committing;
+    ml->oldest_wait_ms = li.oldest_wait_ms;
+    ml->commit_index = li.commit_index;
+    ml->last_applied = li.last_applied;
+    turn_seal(&n->sealer, r, role, &reply);
+    turn_defer(t, r, role, m->request_id);
+}
+
 /* What intake borrows of the node for one request. */
 static struct intake
 node_intake(struct node *n)
@@ -460,6 +490,10 @@ node_handle(struct node *n, struct turn *t, struct api_req *r)
         }
         if (m.kind == MSG_ADMIN && m.u.admin.op == MSG_ADMIN_CLUSTER_MEMBERS) {
             node_members(n, t, r, hdr.role, &m);
+            break;
+        }
+        if (m.kind == MSG_ADMIN && m.u.admin.op == MSG_ADMIN_CLUSTER_LEADER) {
+            node_leader_info(n, t, r, hdr.role, &m);
             break;
         }
         if (admin_handle(n->admin, t, &n->sealer, r, hdr.role, &m))
@@ -666,6 +700,8 @@ node_finish(struct node *n)
     uv_close((uv_handle_t *)&n->sigint, NULL);
     api_close(n->api);
     n->api = NULL;
+    leader_close(n->leader); /* closes as the loop runs on */
+    n->leader = NULL;
     node_close_cluster(n);
     pool_close(n->pool);
     n->pool = NULL;
@@ -720,6 +756,8 @@ node_tick_cb(uv_timer_t *h)
         node_check_stop(n, mono);
 }
 
+static void node_begin_stop(struct node *n);
+
 static void
 node_signal_cb(uv_signal_t *h, int signum)
 {
@@ -731,6 +769,26 @@ node_signal_cb(uv_signal_t *h, int signum)
     }
     CD_LOG_NOTICE("node", "NODE-STOPPING", "signal=%d grace_ms=%llu", signum,
                   (unsigned long long)n->cfg->shutdown_grace_ms);
+    node_begin_stop(n);
+}
+
+/* libraft is unavailable for good (a disk error): stop the way SIGTERM
+ * does and exit non-zero, for the supervisor to restart the node. */
+static void
+node_leader_fail_cb(void *arg, const char *why)
+{
+    struct node *n = arg;
+
+    n->failed = 1;
+    snprintf(n->fail_why, sizeof(n->fail_why), "%s", why);
+    CD_LOG_ERR("node", "NODE-FAIL-STOP", "why=\"%s\"", why);
+    if (!n->stopping)
+        node_begin_stop(n);
+}
+
+static void
+node_begin_stop(struct node *n)
+{
     n->stopping = 1;
     n->stop_deadline_mono_ms = cd_mono_ms() + n->cfg->shutdown_grace_ms;
     pool_stop(n->pool);
@@ -739,6 +797,42 @@ node_signal_cb(uv_signal_t *h, int signum)
 
 /* ---- start and stop -------------------------------------------------------
  */
+
+/* raft among --voters (node/leader.h); nothing at all without them. */
+static int
+node_open_leader(struct node *n, cd_err *err)
+{
+    const struct node_config *cfg = n->cfg;
+    struct leader_voter       vs[LEADER_VOTERS_MAX];
+    struct leader_config      lc = {0};
+    char                      dir[CONFIG_STR_MAX + 16];
+    size_t                    vn = 0;
+    int                       rc;
+
+    if (cfg->voters[0] == '\0')
+        return CADRE_OK;
+    if (leader_parse_voters(cfg->voters, vs, LEADER_VOTERS_MAX, &vn, err) !=
+        CADRE_OK)
+        return cd_err_wrap(err, "leader");
+    if (cfg->raft_dir[0] != '\0')
+        snprintf(dir, sizeof(dir), "%s", cfg->raft_dir);
+    else
+        snprintf(dir, sizeof(dir), "%s/raft", cfg->data_dir);
+    lc.node_id = cfg->node_id;
+    lc.raft_id = cfg->raft_id;
+    lc.voters = vs;
+    lc.voters_n = vn;
+    lc.bind = cfg->raft_listen;
+    lc.dir = dir;
+    lc.election_ms = (unsigned)cfg->election_ms;
+    lc.heartbeat_ms = (unsigned)cfg->raft_heartbeat_ms;
+    lc.watchdog_ms = cfg->raft_watchdog_ms;
+    lc.node_key = &n->peer_ring.key[KEYS_ROLE_NODE];
+    lc.fail_cb = node_leader_fail_cb;
+    lc.arg = n;
+    rc = leader_open(&n->leader, &n->loop, &lc, err);
+    return rc == CADRE_OK ? CADRE_OK : cd_err_wrap(err, "leader");
+}
 
 static int
 node_start_pool(struct node *n, cd_err *err)
@@ -842,6 +936,8 @@ node_self(void *arg, struct cluster_self *out)
     out->serves = n->self_serves;
     out->serves_n =
         dispatch_idle_queues(n->dispatch, n->self_serves, NODE_SERVES_MAX);
+    leader_current(n->leader, n->leader_id);
+    out->leader = n->leader_id;
 }
 
 /* A dead peer's sub-run tasks go back to their queues (and are handed out
@@ -971,6 +1067,8 @@ node_open(struct node *n, cd_err *err)
         return cd_err_set(err, CADRE_ENOMEM, "out of memory");
     if ((rc = node_open_cluster(n, err)) != CADRE_OK)
         return rc;
+    if ((rc = node_open_leader(n, err)) != CADRE_OK)
+        return rc;
     return node_start_pool(n, err);
 }
 
@@ -994,6 +1092,8 @@ node_close(struct node *n)
         uv_close((uv_handle_t *)&n->sigterm, NULL);
         uv_close((uv_handle_t *)&n->sigint, NULL);
         api_close(n->api);
+        leader_close(n->leader);
+        n->leader = NULL;
         node_close_cluster(n);
         if (n->pool != NULL) {
             pool_kill(n->pool);
@@ -1052,5 +1152,7 @@ node_run(const struct node_config *cfg, cd_err *err)
     uv_run(&n.loop, UV_RUN_DEFAULT);
     node_close(&n);
     api_nng_fini();
+    if (n.failed)
+        return cd_err_set(err, CADRE_EIO, "stopped: %s", n.fail_why);
     return CADRE_OK;
 }

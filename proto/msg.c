@@ -36,7 +36,9 @@ _Static_assert((int)MSG_ADMIN_FAILED_RETRY ==
                        (int)CADRE__ADMIN_OP__ADMIN_WORKERS_RESTART,
                "admin ops match cadre.proto");
 _Static_assert((int)MSG_ADMIN_CLUSTER_MEMBERS ==
-                   (int)CADRE__ADMIN_OP__ADMIN_CLUSTER_MEMBERS,
+                       (int)CADRE__ADMIN_OP__ADMIN_CLUSTER_MEMBERS &&
+                   (int)MSG_ADMIN_CLUSTER_LEADER ==
+                       (int)CADRE__ADMIN_OP__ADMIN_CLUSTER_LEADER,
                "admin ops match cadre.proto");
 
 /* ---- allocator ---------------------------------------------------------- */
@@ -550,6 +552,18 @@ msg_admin_chunk_build(const struct msg *m, size_t start, size_t k, int first,
             c->admin_reply.r.more = r->more != 0;
             c->admin_reply.r.n_queues = r->queues_n;
             c->admin_reply.r.queues = (char **)r->queues;
+            c->admin_reply.r.raft = r->leader.raft != 0;
+            c->admin_reply.r.leader =
+                (char *)(r->leader.leader != NULL ? r->leader.leader : "");
+            c->admin_reply.r.leader_raft_id = r->leader.leader_raft_id;
+            c->admin_reply.r.raft_id = r->leader.raft_id;
+            c->admin_reply.r.term = r->leader.term;
+            c->admin_reply.r.raft_role = r->leader.role;
+            c->admin_reply.r.leader_ready = r->leader.ready != 0;
+            c->admin_reply.r.not_committing = r->leader.not_committing != 0;
+            c->admin_reply.r.oldest_wait_ms = r->leader.oldest_wait_ms;
+            c->admin_reply.r.commit_index = r->leader.commit_index;
+            c->admin_reply.r.last_applied = r->leader.last_applied;
         }
         for (size_t i = 0; i < k; i++)
             c->admin_reply.missing[i] = msg_pb_id(&r->missing[start + i]);
@@ -1496,6 +1510,17 @@ msg_admin_reply_get(const Cadre__AdminReply *in, struct msg_admin_reply *out)
     out->more = in->more != 0;
     out->queues = (const char **)in->queues; /* borrowed whole */
     out->queues_n = in->n_queues;
+    out->leader.raft = in->raft != 0;
+    out->leader.leader = in->leader; /* borrowed */
+    out->leader.leader_raft_id = in->leader_raft_id;
+    out->leader.raft_id = in->raft_id;
+    out->leader.term = in->term;
+    out->leader.role = in->raft_role;
+    out->leader.ready = in->leader_ready != 0;
+    out->leader.not_committing = in->not_committing != 0;
+    out->leader.oldest_wait_ms = in->oldest_wait_ms;
+    out->leader.commit_index = in->commit_index;
+    out->leader.last_applied = in->last_applied;
     out->missing_n = in->n_missing;
     return msg_ids_get(in->missing, in->n_missing, &out->missing);
 }

@@ -178,7 +178,8 @@ enum msg_admin_op {
     MSG_ADMIN_QUEUE_PAUSED = 8,
     MSG_ADMIN_WORKERS_RESTART = 9,
     MSG_ADMIN_CLUSTER_MEMBERS = 10,
-    MSG_ADMIN_OP_LAST = MSG_ADMIN_CLUSTER_MEMBERS,
+    MSG_ADMIN_CLUSTER_LEADER = 11, /* reply: admin_reply.leader */
+    MSG_ADMIN_OP_LAST = MSG_ADMIN_CLUSTER_LEADER,
 };
 
 struct msg_admin {
@@ -199,6 +200,15 @@ struct msg_admin_reply {
     size_t        missing_n;
     const char  **queues;
     size_t        queues_n;
+    /* MSG_ADMIN_CLUSTER_LEADER */
+    struct msg_leader {
+        int         raft; /* configured */
+        const char *leader;
+        uint64_t    leader_raft_id, raft_id, term;
+        uint32_t    role; /* enum leader_role */
+        int         ready, not_committing;
+        uint64_t    oldest_wait_ms, commit_index, last_applied;
+    } leader;
 };
 
 /* ---- run (cadre.proto: Run, RunReply; node/runs.c) ---- */

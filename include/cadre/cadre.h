@@ -298,6 +298,37 @@ CADRE_API void cadre_members_free(cadre_member *m, size_t n);
 /* "alive", "suspect", "dead", "self"; "unknown". */
 CADRE_API const char *cadre_member_state_name(int state);
 
+/* ---- cluster: leader --------------------------------------------------- */
+
+/* The answering node's raft role. */
+enum cadre_raft_role {
+    CADRE_RAFT_OFF = 0, /* the node runs without --voters */
+    CADRE_RAFT_FOLLOWER = 1,
+    CADRE_RAFT_CANDIDATE = 2,
+    CADRE_RAFT_LEADER = 3,
+    CADRE_RAFT_UNAVAILABLE = 4, /* a disk error: the node is stopping */
+};
+
+/* The leadership as the node that answered sees it. */
+typedef struct cadre_leader_info {
+    char     leader[64];     /* the leader's node id; "" none known */
+    uint64_t leader_raft_id; /* 0: none known */
+    uint64_t raft_id;        /* the answering node's */
+    uint64_t term;
+    int      role;           /* enum cadre_raft_role, the answering node's */
+    int      ready;          /* it leads and its barrier committed */
+    int      not_committing; /* a barrier or proposal of it waits too long */
+    uint64_t oldest_wait_ms; /* its oldest barrier or proposal in flight */
+    uint64_t commit_index, last_applied;
+} cadre_leader_info;
+
+/* Fills *out with the node's view of the leader. Returns CADRE_EINVAL for a
+ * NULL argument, CADRE_EPROTO for a node that does not know the request, or
+ * any request's error; cadre_client_errmsg says why. Any thread. */
+CADRE_API int cadre_cluster_leader(cadre_client *c, cadre_leader_info *out);
+/* "off", "follower", "candidate", "leader", "unavailable"; "unknown". */
+CADRE_API const char *cadre_raft_role_name(int role);
+
 /* ---- run and defer: fan-outs ------------------------------------------ */
 
 /* One task of a run or defer. */

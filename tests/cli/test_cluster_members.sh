@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # test_cluster_members.sh: `cadre cluster members` against one real node: it
 # lists itself (state self) with its own api url; --json is one valid JSON
-# array with every field; usage errors exit 2 and `cluster leader` exits 1
-# until the leader exists.
+# array with every field; usage errors exit 2; `cluster leader` against a
+# node without --voters exits 1 and says so (role "off" in --json), and that
+# node made no raft dir.
 set -euo pipefail
 : "${CADRE_BIN:?ctest sets CADRE_BIN}"
 tmp=$(mktemp -d)
@@ -18,8 +19,7 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; echo "$passed passed, 1 failed"; exit 1; }
 passed=0
 
-# 1. usage: --help exits 0, no or an unknown command and bad flags exit 2,
-# leader is not there yet (exit 1).
+# 1. usage: --help exits 0, no or an unknown command and bad flags exit 2.
 for args in "--help" "members --help" "leader --help"; do
   # shellcheck disable=SC2086
   "$CADRE_BIN" cluster $args >"$tmp/help" 2>&1 || fail "cadre cluster $args exited $?"
@@ -34,12 +34,6 @@ for args in "" "bogus" "members --no-such-flag" "members extra" "members --url";
   [ $code -eq 2 ] || fail "cadre cluster $args exited $code, not 2"
   grep -q "usage: cadre cluster" "$tmp/err" || fail "cadre cluster $args: no usage on stderr"
 done
-set +e
-"$CADRE_BIN" cluster leader >/dev/null 2>"$tmp/err"
-code=$?
-set -e
-[ $code -eq 1 ] || fail "cadre cluster leader exited $code, not 1"
-grep -q "not implemented yet" "$tmp/err" || fail "cadre cluster leader: $(cat "$tmp/err")"
 passed=$((passed + 1))
 
 # 2. one node lists itself.
@@ -61,6 +55,25 @@ head -1 "$tmp/table" | grep -q "^ID .*STATE .*ADDRESS .*LAST HEARD .*WORKERS .*F
 [ "$(wc -l <"$tmp/table")" -eq 2 ] || fail "not one member: $(cat "$tmp/table")"
 sed -n 2p "$tmp/table" | grep -Eq "^[^ ]+ +self +[^ ]+ +- +" ||
   fail "the node is not listed as self: $(cat "$tmp/table")"
+passed=$((passed + 1))
+
+# 2b. no --voters: no leader, no raft dir.
+set +e
+"$CADRE_BIN" cluster leader "${conn[@]}" >/dev/null 2>"$tmp/err"
+code=$?
+set -e
+[ $code -eq 1 ] || fail "cadre cluster leader exited $code, not 1"
+grep -q "without --voters" "$tmp/err" || fail "cadre cluster leader: $(cat "$tmp/err")"
+set +e
+"$CADRE_BIN" cluster leader --json "${conn[@]}" >"$tmp/json" 2>"$tmp/err"
+code=$?
+set -e
+[ $code -eq 1 ] || fail "cadre cluster leader --json exited $code, not 1"
+python3 -c 'import json, sys
+l = json.load(open(sys.argv[1]))
+assert l["role"] == "off" and l["leader"] == "" and l["ready"] is False, l' \
+  "$tmp/json" || fail "bad leader JSON: $(cat "$tmp/json")"
+[ ! -e "$tmp/data/raft" ] || fail "a node without --voters made $tmp/data/raft"
 passed=$((passed + 1))
 
 # 3. --json: valid JSON, itself first with every field.

@@ -173,11 +173,56 @@ TEST(peers_from_flags_file_and_env)
     CHECK_CONTAINS(err.msg, "suspect-ms");
 }
 
+TEST(voters_are_validated)
+{
+    cd_err err = {0};
+    char   v3[] = "a=127.0.0.1:7703,b=127.0.0.1:7713,c=127.0.0.1:7723";
+    char  *ok[] = {"node", "--node-id", "b", "--voters", v3};
+    char  *none[] = {"node", "--node-id", "z", "--voters", v3};
+    char  *id[] = {"node", "--node-id", "b", "--voters", v3, "--raft-id", "3"};
+    char  *two[] = {"node", "--node-id", "a", "--voters",
+                    "a=127.0.0.1:1,b=127.0.0.1:2"};
+    char  *bad[] = {"node", "--node-id", "a", "--voters",
+                    "a=127.0.0.1:1,b=127.0.0.1,c=127.0.0.1:3"};
+    char  *dup[] = {"node", "--node-id", "a", "--voters",
+                    "a=127.0.0.1:1,a=127.0.0.1:2,c=127.0.0.1:3"};
+    char  *hb[] = {"node", "--node-id",     "b",   "--voters",
+                   v3,     "--election-ms", "100", "--raft-heartbeat-ms",
+                   "60"};
+    char  *one[] = {"node", "--node-id", "a", "--voters", "a=127.0.0.1:9"};
+
+    REQUIRE_EQ(load(1, ok, &err), CADRE_OK);
+    CHECK_STR(cfg.voters, ""); /* the default: no leader */
+    CHECK_EQ(cfg.election_ms, 300);
+    CHECK_EQ(cfg.raft_heartbeat_ms, 30);
+    REQUIRE_EQ(load(5, ok, &err), CADRE_OK);
+    CHECK_EQ(cfg.raft_id, 2); /* its position */
+    CHECK_EQ(load(5, none, &err), CADRE_EUSAGE);
+    CHECK_CONTAINS(err.msg, "'z' is not among them");
+    CHECK_EQ(load(7, id, &err), CADRE_EUSAGE);
+    CHECK_CONTAINS(err.msg, "raft-id 3");
+    CHECK_EQ(load(5, two, &err), CADRE_EUSAGE);
+    CHECK_CONTAINS(err.msg, "3 or 5");
+    CHECK_EQ(load(5, bad, &err), CADRE_EUSAGE);
+    CHECK_CONTAINS(err.msg, "host:port");
+    CHECK_EQ(load(5, dup, &err), CADRE_EUSAGE);
+    CHECK_CONTAINS(err.msg, "twice");
+    CHECK_EQ(load(9, hb, &err), CADRE_EUSAGE);
+    CHECK_CONTAINS(err.msg, "half of election-ms");
+    REQUIRE_EQ(load(5, one, &err), CADRE_OK); /* one voter: development */
+    CHECK_EQ(cfg.raft_id, 1);
+    setenv("CADRE_VOTERS", "a=10.0.0.1:7703, b=10.0.0.2:7703,  c=[::1]:7703",
+           1);
+    REQUIRE_EQ(load(3, (char *[]){"node", "--node-id", "c"}, &err), CADRE_OK);
+    CHECK_EQ(cfg.raft_id, 3);
+    unsetenv("CADRE_VOTERS");
+}
+
 int
 main(void)
 {
     TAP_RUN(T(events_url_is_derived_from_the_api_url), T(defaults),
             T(flags_env_and_file_in_order), T(bad_values_are_usage_errors),
             T(corrupt_config_file_names_file_and_line),
-            T(peers_from_flags_file_and_env));
+            T(peers_from_flags_file_and_env), T(voters_are_validated));
 }
