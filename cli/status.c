@@ -14,20 +14,26 @@ status_usage(FILE *f)
                "  --json             print JSON\n" CLI_CONN_HELP);
 }
 
-/* The replay and cluster counters, then the start of "queues". */
+/* The replay, cluster and leader fields, then the start of "queues". */
 static void
 status_print_cluster_json(const cadre_status *s)
 {
     printf("\"replayed\":%llu,\"cluster\":{\"members\":%u,\"alive\":%u,"
            "\"heartbeat_bytes_out\":%llu,\"heartbeat_bytes_in\":%llu,"
            "\"jobs_stolen\":%llu,\"jobs_lent\":%llu,\"jobs_settled\":%llu,"
-           "\"subruns\":%llu,\"subrun_tasks\":%llu},\"queues\":[",
+           "\"subruns\":%llu,\"subrun_tasks\":%llu},\"leader\":{\"leader\":",
            (unsigned long long)s->replayed, s->members, s->members_alive,
            (unsigned long long)s->heartbeat_bytes_out,
            (unsigned long long)s->heartbeat_bytes_in,
            (unsigned long long)s->jobs_stolen, (unsigned long long)s->jobs_lent,
            (unsigned long long)s->jobs_settled, (unsigned long long)s->subruns,
            (unsigned long long)s->subrun_tasks);
+    cli_json_str(stdout, s->leader, strlen(s->leader));
+    printf(",\"term\":%llu,\"role\":\"%s\",\"ready\":%s,"
+           "\"not_committing\":%s},\"queues\":[",
+           (unsigned long long)s->raft_term, cadre_raft_role_name(s->raft_role),
+           s->leader_ready ? "true" : "false",
+           s->not_committing ? "true" : "false");
 }
 
 static void

@@ -523,9 +523,12 @@ leader_bootstrap_start(struct leader *l, cd_err *err)
         return cd_err_set(err, leader_raft_error(rv), "raft_bootstrap: %s",
                           raft_errmsg(&l->raft));
     rv = raft_start(&l->raft);
-    if (rv != 0)
-        return cd_err_set(err, leader_raft_error(rv), "raft_start: %s",
-                          raft_errmsg(&l->raft));
+    if (rv != 0) /* 0.15 leaves raft_errmsg empty when the listen fails */
+        return cd_err_set(
+            err, leader_raft_error(rv), "raft_start: %s: %s", raft_strerror(rv),
+            raft_errmsg(&l->raft)[0] != '\0' ? raft_errmsg(&l->raft)
+            : l->io.errmsg[0] != '\0'        ? l->io.errmsg
+                                             : l->net.errmsg);
     l->started = 1;
     return CADRE_OK;
 }

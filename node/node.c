@@ -211,7 +211,15 @@ node_status_cluster(struct node *n, cadre_status *st)
     struct steal_stats   ss;
     struct spread_stats  sp;
 
+    struct leader_info li;
+
     st->replayed = n->replayed;
+    leader_get_info(n->leader, &li);
+    snprintf(st->leader, sizeof(st->leader), "%s", li.leader);
+    st->raft_term = li.term;
+    st->raft_role = li.role;
+    st->leader_ready = li.ready;
+    st->not_committing = li.not_committing;
     if (n->cluster == NULL)
         return;
     cluster_get_stats(n->cluster, &cs);

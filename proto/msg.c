@@ -922,7 +922,8 @@ msg_chunk_build(const struct msg *m, size_t *pos, union msg_chunk *c)
         cadre__status__init(&c->status.s);
         if (first) {
             if (!msg_fixed_str_ok(s->node_id, sizeof(s->node_id)) ||
-                !msg_fixed_str_ok(s->version, sizeof(s->version)))
+                !msg_fixed_str_ok(s->version, sizeof(s->version)) ||
+                !msg_fixed_str_ok(s->leader, sizeof(s->leader)))
                 return NULL;
             c->status.s.node_id = (char *)s->node_id;
             c->status.s.version = (char *)s->version;
@@ -941,6 +942,11 @@ msg_chunk_build(const struct msg *m, size_t *pos, union msg_chunk *c)
             c->status.s.jobs_settled = s->jobs_settled;
             c->status.s.subruns = s->subruns;
             c->status.s.subrun_tasks = s->subrun_tasks;
+            c->status.s.leader = (char *)s->leader;
+            c->status.s.raft_term = s->raft_term;
+            c->status.s.raft_role = (uint32_t)s->raft_role;
+            c->status.s.leader_ready = s->leader_ready != 0;
+            c->status.s.not_committing = s->not_committing != 0;
         }
         for (size_t i = 0; i < k; i++) {
             if (msg_queue_stats_build(&c->status.q[i], &s->queues[start + i]) !=
@@ -1373,6 +1379,7 @@ msg_status_get(const Cadre__Status *in, cadre_status *out)
     }
     msg_fixed_str_set(out->node_id, sizeof(out->node_id), in->node_id);
     msg_fixed_str_set(out->version, sizeof(out->version), in->version);
+    msg_fixed_str_set(out->leader, sizeof(out->leader), in->leader);
     out->uptime_ms = in->uptime_ms;
     out->workers = in->workers;
     out->workers_busy = in->workers_busy;
@@ -1388,6 +1395,10 @@ msg_status_get(const Cadre__Status *in, cadre_status *out)
     out->jobs_settled = in->jobs_settled;
     out->subruns = in->subruns;
     out->subrun_tasks = in->subrun_tasks;
+    out->raft_term = in->raft_term;
+    out->raft_role = (int)in->raft_role;
+    out->leader_ready = in->leader_ready != 0;
+    out->not_committing = in->not_committing != 0;
     out->queues = qs;
     out->queues_n = in->n_queues;
     return CADRE_OK;

@@ -241,6 +241,12 @@ typedef struct cadre_status {
     uint64_t jobs_settled;        /* lent, committed by the thief, deleted */
     uint64_t subruns;             /* run tasks sent to peers: sub-runs */
     uint64_t subrun_tasks;        /* ... and the tasks in them */
+    /* leader (cadre_cluster_leader has more) */
+    char     leader[64]; /* the leader's node id as known; "" none */
+    uint64_t raft_term;
+    int      raft_role;      /* enum cadre_raft_role */
+    int      leader_ready;   /* this node leads, its barrier committed */
+    int      not_committing; /* its commits stall (LEADER-NOT-COMMITTING) */
 } cadre_status;
 
 /* Fetches the node's status. Returns CADRE_ETIMEDOUT if it did not answer. */

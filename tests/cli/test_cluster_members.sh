@@ -73,6 +73,13 @@ python3 -c 'import json, sys
 l = json.load(open(sys.argv[1]))
 assert l["role"] == "off" and l["leader"] == "" and l["ready"] is False, l' \
   "$tmp/json" || fail "bad leader JSON: $(cat "$tmp/json")"
+"$CADRE_BIN" status --json "${conn[@]}" >"$tmp/json" 2>"$tmp/err" ||
+  fail "status --json exited $?: $(cat "$tmp/err")"
+python3 -c 'import json, sys
+l = json.load(open(sys.argv[1]))["leader"]
+assert l == {"leader": "", "term": 0, "role": "off", "ready": False,
+             "not_committing": False}, l' "$tmp/json" ||
+  fail "bad status leader JSON: $(cat "$tmp/json")"
 [ ! -e "$tmp/data/raft" ] || fail "a node without --voters made $tmp/data/raft"
 passed=$((passed + 1))
 

@@ -188,6 +188,18 @@ TEST(three_voters_elect_fail_over_and_refuse_a_wrong_key)
         CHECK(!li[i].not_committing);
         CHECK_EQ(li[i].raft_id, (uint64_t)i + 1);
     }
+    /* Status says the same. */
+    {
+        cadre_status st;
+
+        REQUIRE_EQ(cadre_status_get(cs[who], &st), CADRE_OK);
+        CHECK_STR(st.leader, ids[who]);
+        CHECK_EQ(st.raft_role, CADRE_RAFT_LEADER);
+        CHECK(st.leader_ready);
+        CHECK(!st.not_committing);
+        CHECK_EQ(st.raft_term, li[who].term);
+        cadre_status_fini(&st);
+    }
     /* Heartbeats carry the leader: the node's own member entry. */
     REQUIRE_EQ(cadre_cluster_members(cs[0], &ms, &ms_n), CADRE_OK);
     REQUIRE(ms_n >= 1);
