@@ -32,11 +32,12 @@ enum {
     FSM_F_TTL0 = 0x10, /* ttl_ms >= 0 */
     FSM_F_LIMIT = 0x20,
     FSM_F_PER = 0x40,
+    FSM_F_BY = 0x80, /* u32, 0 allowed */
 };
 
 static const uint8_t fsm_fields[FSM_KIND_END] = {
     [FSM_CLAIM] = FSM_F_KEY | FSM_F_SLOT,
-    [FSM_DONE] = FSM_F_KEY | FSM_F_SLOT,
+    [FSM_DONE] = FSM_F_KEY | FSM_F_SLOT | FSM_F_BY,
     [FSM_LOCK_ACQUIRE] = FSM_F_KEY | FSM_F_OWNER | FSM_F_TTL,
     [FSM_LOCK_RELEASE] = FSM_F_KEY | FSM_F_OWNER,
     [FSM_THROTTLE] = FSM_F_KEY | FSM_F_LIMIT | FSM_F_PER,
@@ -68,8 +69,9 @@ struct fsm_holder {
 };
 
 struct fsm_slot {
-    int64_t slot_s;
-    uint8_t done;
+    int64_t  slot_s;
+    uint8_t  done;
+    uint32_t by; /* done: who dispatched it (DONE's by) */
 };
 
 struct fsm_sched {
@@ -227,6 +229,7 @@ fsm_cmd_size(const struct fsm_cmd *c)
     n += (fl & (FSM_F_TTL | FSM_F_TTL0)) ? 8 : 0;
     n += (fl & FSM_F_LIMIT) ? 4 : 0;
     n += (fl & FSM_F_PER) ? 8 : 0;
+    n += (fl & FSM_F_BY) ? 4 : 0;
     return n;
 }
 
@@ -280,6 +283,8 @@ fsm_cmd_encode(const struct fsm_cmd *c, uint8_t *out, size_t cap, size_t *len)
         p = fsm_put_u32(p, c->limit);
     if (fl & FSM_F_PER)
         p = fsm_put_u64(p, c->per_ms);
+    if (fl & FSM_F_BY)
+        p = fsm_put_u32(p, c->by);
     *len = (size_t)(p - out);
     return CADRE_OK;
 }
@@ -376,6 +381,8 @@ fsm_cmd_decode(const uint8_t *buf, size_t len, struct fsm_cmd *out)
         c.limit = fsm_rd_u32(&r);
     if (fl & FSM_F_PER)
         c.per_ms = fsm_rd_u64(&r);
+    if (fl & FSM_F_BY)
+        c.by = fsm_rd_u32(&r);
     if (!r.ok || r.left != 0 || !fsm_cmd_valid(&c))
         return CADRE_EPROTO;
     *out = c;
@@ -584,6 +591,7 @@ fsm_slot_insert(struct fsm *f, struct fsm_sched *s, uint32_t i, int64_t slot_s)
     memmove(&s->v[i + 1], &s->v[i], (s->n - i) * sizeof(*s->v));
     s->v[i].slot_s = slot_s;
     s->v[i].done = 0;
+    s->v[i].by = 0;
     s->n++;
     f->items++;
 }
@@ -651,6 +659,7 @@ fsm_done(struct fsm *f, const struct fsm_cmd *c, struct fsm_result *res)
     res->code = FSM_R_OK;
     if (fsm_slot_found(s, i, c->slot_s) && !s->v[i].done) {
         s->v[i].done = 1;
+        s->v[i].by = c->by;
         s->ndone++;
         if (!s->has_done || c->slot_s > s->last_done_s)
             s->last_done_s = c->slot_s;
@@ -1059,7 +1068,8 @@ fsm_free(struct fsm *f)
  * "CDFS" | version u8 | last_token u64 | entries u32 | entries sorted by
  * (type, key bytes), each: type u8 | key str | body:
  *   sched:    flags u8 (1 floor, 2 done) | floor_s i64 | last_done_s i64 |
- *             n u32 | n x (slot_s i64 | done u8), slots ascending
+ *             n u32 | n x (slot_s i64 | done u8 | by u32), slots ascending
+ *             (by 0 while not done)
  *   lock:     owner str | token u64 | expires_at_ms u64
  *   throttle: per_ms u64 | window u64 | count u32
  *   funnel:   n u32 | n x (owner str | expires_at_ms u64), owners ascending
@@ -1076,7 +1086,7 @@ fsm_snap_entry_size(const struct fsm_entry *e)
 
     switch (e->type) {
     case FSM_T_SCHED:
-        return n + 1 + 8 + 8 + 4 + (size_t)e->u.sched.n * 9;
+        return n + 1 + 8 + 8 + 4 + (size_t)e->u.sched.n * 13;
     case FSM_T_LOCK:
         return n + 2 + e->u.lock.owner.len + 16;
     case FSM_T_THROTTLE:
@@ -1101,6 +1111,7 @@ fsm_snap_put_sched(uint8_t *p, const struct fsm_sched *s)
     for (uint32_t i = 0; i < s->n; i++) {
         p = fsm_put_u64(p, (uint64_t)s->v[i].slot_s);
         *p++ = s->v[i].done;
+        p = fsm_put_u32(p, s->v[i].by);
     }
     return p;
 }
@@ -1214,7 +1225,7 @@ fsm_rs_sched(struct fsm_rs *rs, struct fsm_sched *s)
     uint32_t n = fsm_rd_u32(&rs->rd);
 
     if (!rs->rd.ok || flags > 3 || (!(flags & 1) && floor_s != 0) ||
-        (!(flags & 2) && last_s != 0) || (size_t)n > rs->rd.left / 9)
+        (!(flags & 2) && last_s != 0) || (size_t)n > rs->rd.left / 13)
         return 0;
     s->has_floor = flags & 1;
     s->has_done = (flags >> 1) & 1;
@@ -1231,7 +1242,9 @@ fsm_rs_sched(struct fsm_rs *rs, struct fsm_sched *s)
 
         sl->slot_s = (int64_t)fsm_rd_u64(&rs->rd);
         sl->done = fsm_rd_u8(&rs->rd);
-        if (sl->done > 1 || (s->n > 0 && sl->slot_s <= sl[-1].slot_s) ||
+        sl->by = fsm_rd_u32(&rs->rd);
+        if (sl->done > 1 || (!sl->done && sl->by != 0) ||
+            (s->n > 0 && sl->slot_s <= sl[-1].slot_s) ||
             (sl->done && (!s->has_done || sl->slot_s > s->last_done_s)))
             return 0;
         s->ndone += sl->done;
@@ -1378,6 +1391,29 @@ fsm_claimed_not_done(const struct fsm *f, const char *name, size_t name_len,
         n++;
     }
     return n;
+}
+
+int
+fsm_slot_state(const struct fsm *f, const char *name, size_t name_len,
+               int64_t slot_s, uint32_t *by)
+{
+    const struct fsm_entry *e;
+    uint32_t                i;
+
+    *by = 0;
+    if (name_len == 0 || name_len > FSM_KEY_MAX)
+        return FSM_SLOT_UNKNOWN;
+    e = fsm_find(f, FSM_T_SCHED, name, name_len);
+    if (e == NULL)
+        return FSM_SLOT_UNKNOWN;
+    i = fsm_slot_search(&e->u.sched, slot_s);
+    if (fsm_slot_found(&e->u.sched, i, slot_s)) {
+        *by = e->u.sched.v[i].by;
+        return e->u.sched.v[i].done ? FSM_SLOT_DONE : FSM_SLOT_CLAIMED;
+    }
+    if (e->u.sched.has_floor && slot_s <= e->u.sched.floor_s)
+        return FSM_SLOT_PRUNED;
+    return FSM_SLOT_UNKNOWN;
 }
 
 int

@@ -14,8 +14,10 @@
  * Semantics, per command kind (results in enum fsm_code):
  * - CLAIM(key = schedule, slot_s): WON the first time, EXISTS after (also
  *   after DONE, and for any unknown slot at or below the schedule's prune
- *   floor). DONE(schedule, slot_s): OK (also when repeated, or for a slot
- *   already pruned); NOT_HOLDER if that slot was never claimed. Per schedule
+ *   floor). DONE(schedule, slot_s, by): OK (also when repeated, or for a
+ *   slot already pruned); NOT_HOLDER if that slot was never claimed. The
+ *   first DONE of a slot records by (the raft id of the node whose store
+ *   holds the slot's job), so that node, and only it, runs it. Per schedule
  *   the last FSM_DONE_KEEP done slots are kept; older done slots are pruned
  *   and the floor rises to the highest pruned slot. A claimed-not-done slot
  *   is never pruned. count = claimed-not-done slots of that schedule.
@@ -79,11 +81,11 @@
 #define FSM_DONE_KEEP 1024  /* done slots kept per schedule */
 #define FSM_MAX_ITEMS_DEFAULT 1000000
 /* The largest encoded command: header, two strings and the numbers. */
-#define FSM_CMD_MAX (10 + 2 + FSM_KEY_MAX + 2 + FSM_OWNER_MAX + 28)
+#define FSM_CMD_MAX (10 + 2 + FSM_KEY_MAX + 2 + FSM_OWNER_MAX + 32)
 
 enum fsm_kind {
     FSM_CLAIM = 1,      /* key = schedule, slot_s */
-    FSM_DONE,           /* key = schedule, slot_s */
+    FSM_DONE,           /* key = schedule, slot_s, by */
     FSM_LOCK_ACQUIRE,   /* key, owner, ttl_ms */
     FSM_LOCK_RELEASE,   /* key, owner */
     FSM_THROTTLE,       /* key, limit, per_ms */
@@ -120,6 +122,7 @@ struct fsm_cmd {
     uint64_t    ttl_ms;
     uint32_t    limit;
     uint64_t    per_ms;
+    uint32_t    by; /* DONE: the dispatcher's raft id (0: none, skipped) */
 };
 
 /* What one command did. Plain data, no pointers: safe to copy anywhere. */
@@ -189,6 +192,19 @@ size_t fsm_claimed_not_done(const struct fsm *f, const char *name,
                             size_t name_len, int64_t *slots, size_t cap);
 /* Sets *slot_s to the schedule's highest done slot. Returns 1, or 0 if no
  * slot of it was ever done. */
+/* What the FSM knows of one slot (fsm_slot_state). */
+enum fsm_slot_state {
+    FSM_SLOT_UNKNOWN = 0, /* never claimed (or the schedule is unknown) */
+    FSM_SLOT_CLAIMED,     /* claimed, not done */
+    FSM_SLOT_DONE,        /* done; *by = DONE's by */
+    FSM_SLOT_PRUNED,      /* at or below the floor: done long ago, by whom
+                           * is forgotten */
+};
+/* The state of slot_s of schedule name[0..name_len) (enum fsm_slot_state);
+ * *by receives DONE's by for a done slot, else 0. A node holding a job it
+ * dispatched for a slot releases it only when the slot is done by itself. */
+int  fsm_slot_state(const struct fsm *f, const char *name, size_t name_len,
+                    int64_t slot_s, uint32_t *by);
 int  fsm_last_done(const struct fsm *f, const char *name, size_t name_len,
                    int64_t *slot_s);
 void fsm_get_stats(const struct fsm *f, struct fsm_stats *st);

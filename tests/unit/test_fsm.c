@@ -377,6 +377,39 @@ TEST(claims_won_exists_done)
     fsm_free(f);
 }
 
+/* DONE records who holds the slot's job: the first DONE wins, a later DONE
+ * by another node changes nothing, and the record survives a snapshot. */
+TEST(slot_state_done_by)
+{
+    struct fsm    *f = test_new(0), *g = test_new(0);
+    struct fsm_cmd c = test_cmd(FSM_DONE, T0, "s", NULL);
+    uint32_t       by = 99;
+    uint8_t       *snap = NULL;
+    size_t         n = 0;
+
+    REQUIRE(f != NULL && g != NULL);
+    CHECK_EQ(fsm_slot_state(f, "s", 1, 7, &by), FSM_SLOT_UNKNOWN);
+    CHECK_EQ(by, 0);
+    CHECK_EQ(test_claim(f, FSM_CLAIM, T0, "s", 7).code, FSM_R_WON);
+    CHECK_EQ(fsm_slot_state(f, "s", 1, 7, &by), FSM_SLOT_CLAIMED);
+    c.slot_s = 7;
+    c.by = 3;
+    CHECK_EQ(test_apply(f, &c).code, FSM_R_OK);
+    c.by = 2; /* a second dispatcher's DONE is answered OK, but not recorded */
+    CHECK_EQ(test_apply(f, &c).code, FSM_R_OK);
+    CHECK_EQ(fsm_slot_state(f, "s", 1, 7, &by), FSM_SLOT_DONE);
+    CHECK_EQ(by, 3);
+    REQUIRE(fsm_snapshot(f, &snap, &n) == CADRE_OK);
+    REQUIRE(fsm_restore(g, snap, n) == CADRE_OK);
+    CHECK_EQ(fsm_slot_state(g, "s", 1, 7, &by), FSM_SLOT_DONE);
+    CHECK_EQ(by, 3);
+    CHECK_EQ(fsm_slot_state(g, "s", 1, 8, &by), FSM_SLOT_UNKNOWN);
+    CHECK_EQ(fsm_slot_state(g, "t", 1, 7, &by), FSM_SLOT_UNKNOWN);
+    cd_free(snap);
+    fsm_free(f);
+    fsm_free(g);
+}
+
 /* Done slots are pruned to the last FSM_DONE_KEEP; an old pending slot is
  * never forgotten; a pruned slot still answers EXISTS. */
 TEST(claims_pruned_but_bounded)
@@ -397,6 +430,12 @@ TEST(claims_pruned_but_bounded)
     CHECK_EQ(fsm_claimed_not_done(f, "s", 1, slots, 4), 1);
     CHECK_EQ(slots[0], 0);
     CHECK_EQ(test_claim(f, FSM_CLAIM, T0, "s", 1).code, FSM_R_EXISTS);
+    {
+        uint32_t by = 1;
+
+        CHECK_EQ(fsm_slot_state(f, "s", 1, 1, &by), FSM_SLOT_PRUNED);
+        CHECK_EQ(by, 0);
+    }
     CHECK_EQ(test_claim(f, FSM_CLAIM, T0, "s", n - FSM_DONE_KEEP).code,
              FSM_R_EXISTS);
     CHECK_EQ(test_claim(f, FSM_DONE, T0, "s", 1).code, FSM_R_OK);
@@ -998,10 +1037,10 @@ main(void)
 {
     TAP_RUN(T(codec_round_trip), T(codec_limits), T(codec_malformed),
             T(codec_mutations_are_canonical), T(claims_won_exists_done),
-            T(claims_pruned_but_bounded), T(lock_mutual_exclusion_and_tokens),
-            T(lock_contention_model), T(throttle_at_most_limit_per_window),
-            T(funnel_caps_holders), T(unique_take_release),
-            T(expire_sweeps_by_command_time),
+            T(slot_state_done_by), T(claims_pruned_but_bounded),
+            T(lock_mutual_exclusion_and_tokens), T(lock_contention_model),
+            T(throttle_at_most_limit_per_window), T(funnel_caps_holders),
+            T(unique_take_release), T(expire_sweeps_by_command_time),
             T(cap_gives_full_and_changes_nothing),
             T(determinism_and_restore_midway), T(snapshot_restore_round_trip),
             T(restore_rejects_garbage), T(restore_rejects_broken_rules),
