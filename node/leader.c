@@ -17,6 +17,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/path.h"
+#include "node/raftfsm.h"
 #include "node/raftnet.h"
 
 #define LEADER_POLL_MS 5
@@ -53,10 +54,9 @@ struct leader {
     void                    *arg;
     struct raft_uv_transport net;
     struct raft_io           io;
-    struct raft_fsm          rfsm;
+    struct raftfsm           rfsm; /* its answers are read by apply_cb */
     struct raft              raft;
     struct fsm              *fsm;
-    struct fsm_result        applied; /* apply's answer, read by apply_cb */
     uv_timer_t               poll;
     int                      poll_open, raft_open, started, closing, failed;
     int                      role; /* enum leader_role, as polled */
@@ -158,91 +158,6 @@ leader_node_of(const struct leader *l, uint64_t raft_id)
         if (l->voters[i].raft_id == raft_id)
             return l->voters[i].node_id;
     return "";
-}
-
-/* ---- the FSM bridge ---------------------------------------------------- */
-
-/* An entry is a 4-byte big-endian length, the encoded command and zeros up
- * to a multiple of 8 bytes: libraft 0.15 reads entries of an AppendEntries
- * message at 8-byte padded offsets, so a command of another length made it
- * read past the receive buffer (found by ASan on a follower). */
-#define LEADER_ENTRY_HDR 4
-
-static size_t
-leader_entry_size(size_t cmd_len)
-{
-    return (LEADER_ENTRY_HDR + cmd_len + 7) / 8 * 8;
-}
-
-/* Never fails (notes §1.5 #6): a bad command is INVALID inside the answer. */
-static int
-leader_fsm_apply(struct raft_fsm *rf, const struct raft_buffer *buf,
-                 void **result)
-{
-    struct leader *l = rf->data;
-    const uint8_t *p = buf->base;
-    size_t         len = 0;
-
-    if (buf->len >= LEADER_ENTRY_HDR) {
-        len = (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 |
-              (size_t)p[3];
-        if (len > buf->len - LEADER_ENTRY_HDR)
-            len = 0; /* fsm_apply answers INVALID */
-    }
-    fsm_apply(l->fsm, p + (buf->len >= LEADER_ENTRY_HDR ? LEADER_ENTRY_HDR : 0),
-              len, &l->applied);
-    /* Read by the apply callback, which libraft calls right after this
-     * returns (on the leader only); followers ignore it. */
-    *result = &l->applied;
-    return 0;
-}
-
-/* Copies the snapshot into raft_malloc buffers: with fsm.version 1 libraft
- * frees them (bufs and bufs[0].base). */
-static int
-leader_fsm_snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[],
-                    unsigned *n_bufs)
-{
-    struct leader      *l = rf->data;
-    struct raft_buffer *b;
-    uint8_t            *snap = NULL;
-    size_t              len = 0;
-
-    if (fsm_snapshot(l->fsm, &snap, &len) != CADRE_OK)
-        return RAFT_NOMEM;
-    b = raft_malloc(sizeof(*b));
-    if (b == NULL) {
-        cd_free(snap);
-        return RAFT_NOMEM;
-    }
-    b->len = len;
-    b->base = raft_malloc(len > 0 ? len : 1);
-    if (b->base == NULL) {
-        raft_free(b);
-        cd_free(snap);
-        return RAFT_NOMEM;
-    }
-    memcpy(b->base, snap, len);
-    cd_free(snap);
-    *bufs = b;
-    *n_bufs = 1;
-    return 0;
-}
-
-/* Takes buf->base (raft_free) whatever the outcome. */
-static int
-leader_fsm_restore(struct raft_fsm *rf, struct raft_buffer *buf)
-{
-    struct leader *l = rf->data;
-    int            rc = fsm_restore(l->fsm, buf->base, buf->len);
-
-    raft_free(buf->base);
-    if (rc != CADRE_OK) {
-        CD_LOG_ERR("leader", "LEADER-RESTORE", "error=%s len=%zu",
-                   cadre_strerror(rc), buf->len);
-        return RAFT_CORRUPT;
-    }
-    return 0;
 }
 
 /* ---- requests and the watchdog ----------------------------------------- */
@@ -585,12 +500,8 @@ leader_open(struct leader **out, uv_loop_t *loop,
     /* 8 MiB segments preallocate ~24 MiB before the first entry (§1.5 #9). */
     raft_uv_set_segment_size(
         &l->io, (size_t)(cfg->segment_kb > 0 ? cfg->segment_kb : 1024) * 1024);
-    l->rfsm.version = 1;
-    l->rfsm.data = l;
-    l->rfsm.apply = leader_fsm_apply;
-    l->rfsm.snapshot = leader_fsm_snapshot;
-    l->rfsm.restore = leader_fsm_restore;
-    rv = raft_init(&l->raft, &l->io, &l->rfsm, cfg->raft_id, address);
+    raftfsm_init(&l->rfsm, l->fsm);
+    rv = raft_init(&l->raft, &l->io, &l->rfsm.rf, cfg->raft_id, address);
     if (rv != 0) {
         cd_err_set(err, leader_raft_error(rv), "raft_init: %s",
                    raft_errmsg(&l->raft));
@@ -719,26 +630,12 @@ leader_propose(struct leader *l, const struct fsm_cmd *c, leader_propose_cb cb,
 {
     struct raft_buffer buf;
     struct leader_req *q;
-    size_t             len = fsm_cmd_size(c);
-    int                rv;
+    int                rc, rv;
 
     if (!leader_is_ready(l))
         return CADRE_EBUSY;
-    if (len == 0)
-        return CADRE_EINVAL;
-    buf.len = leader_entry_size(len);
-    buf.base = raft_calloc(1, buf.len);
-    if (buf.base == NULL)
-        return CADRE_ENOMEM;
-    if (fsm_cmd_encode(c, (uint8_t *)buf.base + LEADER_ENTRY_HDR, len, &len) !=
-        CADRE_OK) {
-        raft_free(buf.base);
-        return CADRE_EINVAL;
-    }
-    ((uint8_t *)buf.base)[0] = (uint8_t)(len >> 24);
-    ((uint8_t *)buf.base)[1] = (uint8_t)(len >> 16);
-    ((uint8_t *)buf.base)[2] = (uint8_t)(len >> 8);
-    ((uint8_t *)buf.base)[3] = (uint8_t)len;
+    if ((rc = raftfsm_encode(c, &buf)) != CADRE_OK)
+        return rc;
     q = leader_req_new(l, cb, arg);
     if (q == NULL) {
         raft_free(buf.base);

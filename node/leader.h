@@ -1,8 +1,9 @@
 /* leader.h: the node's libraft instance (libraft 0.15, notes/libraft.md):
  * the voters' configuration, election, the barrier a new leader commits
  * before it acts, proposals of node/fsm.h commands and a commit-progress
- * watchdog. With node/raftnet.c it is the only libraft caller. It does not
- * fire schedules or serve locks itself: callers propose commands.
+ * watchdog. With node/raftnet.c and node/raftfsm.c (its FSM adapter) it is
+ * the only libraft caller. It does not fire schedules or serve locks
+ * itself: callers propose commands.
  *
  * Threads: everything here runs on the loop thread of the loop given to
  * leader_open, except leader_parse_voters (pure, any thread). */
