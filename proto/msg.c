@@ -204,6 +204,8 @@ union msg_chunk {
         Cadre__Settle       s;
         ProtobufCBinaryData ids[MSG_CHUNK];
     } settle;
+    Cadre__Coord      coord;
+    Cadre__CoordReply coord_reply;
 };
 
 /* protobuf-c takes non-const pointers but only reads them when packing. */
@@ -340,6 +342,10 @@ msg_body_field(enum msg_kind kind)
         return CADRE__ENVELOPE__BODY_SETTLE;
     case MSG_FINISHED:
         return CADRE__ENVELOPE__BODY_FINISHED;
+    case MSG_COORD:
+        return CADRE__ENVELOPE__BODY_COORD;
+    case MSG_COORD_REPLY:
+        return CADRE__ENVELOPE__BODY_COORD_REPLY;
     default:
         return 0;
     }
@@ -778,6 +784,48 @@ msg_cluster_chunk_build(const struct msg *m, size_t start, size_t k, int first,
     }
 }
 
+static int
+msg_coord_kind_ok(int kind)
+{
+    return kind >= MSG_COORD_LOCK_ACQUIRE && kind <= MSG_COORD_FUNNEL_RELEASE;
+}
+
+static int
+msg_coord_code_ok(int code)
+{
+    return code >= MSG_COORD_OK && code <= MSG_COORD_CODE_LAST;
+}
+
+/* The cluster primitives' bodies (see msg_chunk_build): no repeated
+ * fields, one chunk. */
+static const ProtobufCMessage *
+msg_coord_build(const struct msg *m, union msg_chunk *c)
+{
+    if (m->kind == MSG_COORD) {
+        const struct msg_coord *in = &m->u.coord;
+
+        if (!msg_coord_kind_ok(in->kind))
+            return NULL;
+        cadre__coord__init(&c->coord);
+        c->coord.kind = (uint32_t)in->kind;
+        c->coord.key = msg_str(in->key);
+        c->coord.owner = msg_str(in->owner);
+        c->coord.ttl_ms = in->ttl_ms;
+        c->coord.limit = in->limit;
+        c->coord.per_ms = in->per_ms;
+        return &c->coord.base;
+    }
+    if (!msg_coord_code_ok(m->u.coord_reply.code))
+        return NULL;
+    cadre__coord_reply__init(&c->coord_reply);
+    c->coord_reply.code = (uint32_t)m->u.coord_reply.code;
+    c->coord_reply.token = m->u.coord_reply.token;
+    c->coord_reply.retry_after_ms = m->u.coord_reply.retry_after_ms;
+    c->coord_reply.count = m->u.coord_reply.count;
+    c->coord_reply.holder = msg_str(m->u.coord_reply.holder);
+    return &c->coord_reply.base;
+}
+
 /* Builds into c the chunk of m's body that starts at element *pos and moves
  * *pos past it. Scalars and borrowed arrays go into the first chunk only.
  * Returns the message to pack, or NULL if m is invalid. */
@@ -996,6 +1044,9 @@ msg_chunk_build(const struct msg *m, size_t *pos, union msg_chunk *c)
     case MSG_STEAL_REPLY:
     case MSG_SETTLE:
         return msg_cluster_chunk_build(m, start, k, first, c);
+    case MSG_COORD:
+    case MSG_COORD_REPLY:
+        return msg_coord_build(m, c);
     default:
         return NULL;
     }
@@ -1665,6 +1716,35 @@ msg_steal_reply_get(const Cadre__StealReply *in, struct msg_steal_reply *out)
 }
 
 static int
+msg_coord_get(const Cadre__Envelope *e, struct msg *out)
+{
+    if (e->body_case == CADRE__ENVELOPE__BODY_COORD) {
+        const Cadre__Coord *in = e->coord;
+
+        out->kind = MSG_COORD;
+        if (in == NULL || in->kind > MSG_COORD_FUNNEL_RELEASE ||
+            !msg_coord_kind_ok((int)in->kind))
+            return CADRE_EPROTO;
+        out->u.coord.kind = (int)in->kind;
+        out->u.coord.key = in->key;
+        out->u.coord.owner = in->owner;
+        out->u.coord.ttl_ms = in->ttl_ms;
+        out->u.coord.limit = in->limit;
+        out->u.coord.per_ms = in->per_ms;
+        return CADRE_OK;
+    }
+    out->kind = MSG_COORD_REPLY;
+    if (e->coord_reply == NULL || e->coord_reply->code > MSG_COORD_CODE_LAST)
+        return CADRE_EPROTO;
+    out->u.coord_reply.code = (int)e->coord_reply->code;
+    out->u.coord_reply.token = e->coord_reply->token;
+    out->u.coord_reply.retry_after_ms = e->coord_reply->retry_after_ms;
+    out->u.coord_reply.count = e->coord_reply->count;
+    out->u.coord_reply.holder = e->coord_reply->holder;
+    return CADRE_OK;
+}
+
+static int
 msg_cluster_get(const Cadre__Envelope *e, struct msg *out)
 {
     switch (e->body_case) {
@@ -1713,6 +1793,9 @@ msg_cluster_get(const Cadre__Envelope *e, struct msg *out)
         out->u.settle.ids_n = e->settle->n_ids;
         return msg_ids_get(e->settle->ids, e->settle->n_ids,
                            &out->u.settle.ids);
+    case CADRE__ENVELOPE__BODY_COORD:
+    case CADRE__ENVELOPE__BODY_COORD_REPLY:
+        return msg_coord_get(e, out);
     default:
         return CADRE_EPROTO; /* no body, or one this build does not know */
     }
@@ -1950,6 +2033,10 @@ msg_kind_name(enum msg_kind kind)
         return "settle";
     case MSG_FINISHED:
         return "finished";
+    case MSG_COORD:
+        return "coord";
+    case MSG_COORD_REPLY:
+        return "coord_reply";
     }
     return "unknown";
 }

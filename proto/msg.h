@@ -324,6 +324,46 @@ struct msg_settle {
     const char   *thief;
 };
 
+/* ---- cluster primitives (cadre.proto: Coord, CoordReply; node/coord.c) ----
+ * The kinds and codes are node/fsm.h's numbers (node/coord.c checks that
+ * they match); they are repeated here because proto/ sits below node/ and
+ * clients never see the FSM. */
+
+enum msg_coord_kind {
+    MSG_COORD_LOCK_ACQUIRE = 3,   /* key, owner, ttl_ms */
+    MSG_COORD_LOCK_RELEASE = 4,   /* key, owner */
+    MSG_COORD_THROTTLE = 5,       /* key, limit, per_ms */
+    MSG_COORD_FUNNEL_ACQUIRE = 6, /* key, owner, limit, ttl_ms */
+    MSG_COORD_FUNNEL_RELEASE = 7, /* key, owner */
+};
+
+enum msg_coord_code {
+    MSG_COORD_OK = 0,
+    MSG_COORD_HELD = 3,       /* lock acquire: another owner holds it */
+    MSG_COORD_LIMITED = 4,    /* throttle, funnel acquire */
+    MSG_COORD_NOT_HOLDER = 5, /* releases */
+    MSG_COORD_INVALID = 6,
+    MSG_COORD_FULL = 7,
+    MSG_COORD_CODE_LAST = MSG_COORD_FULL,
+};
+
+struct msg_coord {
+    int         kind; /* enum msg_coord_kind, in range once decoded */
+    const char *key;  /* NULL reads as "" */
+    const char *owner;
+    uint64_t    ttl_ms;
+    uint32_t    limit;
+    uint64_t    per_ms;
+};
+
+struct msg_coord_reply {
+    int         code; /* enum msg_coord_code (any fsm_code up to LAST) */
+    uint64_t    token;
+    uint64_t    retry_after_ms;
+    uint32_t    count;
+    const char *holder; /* NULL reads as "" */
+};
+
 enum msg_kind {
     MSG_NONE = 0,
     MSG_DISPATCH,
@@ -349,6 +389,8 @@ enum msg_kind {
     MSG_STEAL_REPLY,
     MSG_SETTLE,
     MSG_FINISHED, /* outcomes of stolen jobs, home: u.wait_reply */
+    MSG_COORD,
+    MSG_COORD_REPLY,
 };
 
 /* One Envelope. For MSG_STATUS, status.queues (and status itself) follow the
@@ -377,6 +419,8 @@ struct msg {
         struct msg_steal          steal;
         struct msg_steal_reply    steal_reply;
         struct msg_settle         settle;
+        struct msg_coord          coord;
+        struct msg_coord_reply    coord_reply;
     } u;
     void *owner_; /* decoder's allocation; private */
 };

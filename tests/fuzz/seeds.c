@@ -349,6 +349,27 @@ seeds_msgs(void)
     m.u.settle.ids_n = 2;
     m.u.settle.thief = "b";
     seeds_msg(&m);
+
+    memset(&m, 0, sizeof(m));
+    m.kind = MSG_COORD;
+    m.u.coord.kind = MSG_COORD_LOCK_ACQUIRE;
+    m.u.coord.key = "reports";
+    m.u.coord.owner = "w1";
+    m.u.coord.ttl_ms = 10000;
+    seeds_msg(&m);
+    m.u.coord.kind = MSG_COORD_THROTTLE;
+    m.u.coord.owner = NULL;
+    m.u.coord.limit = 5;
+    m.u.coord.per_ms = 1000;
+    seeds_msg(&m);
+
+    memset(&m, 0, sizeof(m));
+    m.kind = MSG_COORD_REPLY;
+    m.u.coord_reply.code = MSG_COORD_HELD;
+    m.u.coord_reply.token = 7;
+    m.u.coord_reply.retry_after_ms = 900;
+    m.u.coord_reply.holder = "w1";
+    seeds_msg(&m);
 }
 
 /* ---- record ---- */

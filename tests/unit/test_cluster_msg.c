@@ -1,6 +1,6 @@
 /* test_cluster_msg.c: the cluster's messages (Heartbeat, Hello, Members,
- * Steal, StealReply, Settle) through msg_pack/msg_unpack, across chunk
- * boundaries, and what a decoder must refuse. */
+ * Steal, StealReply, Settle, Coord, CoordReply) through msg_pack/msg_unpack,
+ * across chunk boundaries, and what a decoder must refuse. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,8 +206,79 @@ TEST(bad_cluster_bodies_are_eproto)
     CHECK_EQ(unpack_envelope(&e), CADRE_EPROTO); /* ids are 16 bytes */
 }
 
+TEST(coord_roundtrip)
+{
+    struct msg m = {.kind = MSG_COORD, .request_id = 9}, out;
+
+    m.u.coord.kind = MSG_COORD_FUNNEL_ACQUIRE;
+    m.u.coord.key = "imports";
+    m.u.coord.owner = "job-1";
+    m.u.coord.ttl_ms = 30000;
+    m.u.coord.limit = 3;
+    m.u.coord.per_ms = 17;
+    REQUIRE_EQ(roundtrip(&m, &out), CADRE_OK);
+    CHECK_EQ(out.kind, MSG_COORD);
+    CHECK_EQ(out.request_id, 9);
+    CHECK_EQ(out.u.coord.kind, MSG_COORD_FUNNEL_ACQUIRE);
+    CHECK_STR(out.u.coord.key, "imports");
+    CHECK_STR(out.u.coord.owner, "job-1");
+    CHECK_EQ(out.u.coord.ttl_ms, 30000);
+    CHECK_EQ(out.u.coord.limit, 3);
+    CHECK_EQ(out.u.coord.per_ms, 17);
+    msg_free(&out);
+    m.u.coord.kind = 2; /* a schedule claim: never from a client */
+    CHECK_EQ(msg_packed_size(&m), 0);
+    m.u.coord.kind = MSG_COORD_FUNNEL_RELEASE + 1;
+    CHECK_EQ(msg_packed_size(&m), 0);
+
+    memset(&m, 0, sizeof(m));
+    m.kind = MSG_COORD_REPLY;
+    m.u.coord_reply.code = MSG_COORD_HELD;
+    m.u.coord_reply.token = UINT64_MAX;
+    m.u.coord_reply.retry_after_ms = 1234;
+    m.u.coord_reply.count = 2;
+    m.u.coord_reply.holder = "w1";
+    REQUIRE_EQ(roundtrip(&m, &out), CADRE_OK);
+    CHECK_EQ(out.kind, MSG_COORD_REPLY);
+    CHECK_EQ(out.u.coord_reply.code, MSG_COORD_HELD);
+    CHECK_EQ(out.u.coord_reply.token, UINT64_MAX);
+    CHECK_EQ(out.u.coord_reply.retry_after_ms, 1234);
+    CHECK_EQ(out.u.coord_reply.count, 2);
+    CHECK_STR(out.u.coord_reply.holder, "w1");
+    msg_free(&out);
+    m.u.coord_reply.code = MSG_COORD_CODE_LAST + 1;
+    CHECK_EQ(msg_packed_size(&m), 0);
+}
+
+TEST(bad_coord_bodies_are_eproto)
+{
+    Cadre__Envelope   e = CADRE__ENVELOPE__INIT;
+    Cadre__Coord      c = CADRE__COORD__INIT;
+    Cadre__CoordReply r = CADRE__COORD_REPLY__INIT;
+
+    e.body_case = CADRE__ENVELOPE__BODY_COORD;
+    e.coord = &c;
+    CHECK_EQ(unpack_envelope(&e), CADRE_EPROTO); /* kind 0 */
+    c.kind = 1;
+    CHECK_EQ(unpack_envelope(&e), CADRE_EPROTO); /* a claim */
+    c.kind = 8;
+    CHECK_EQ(unpack_envelope(&e), CADRE_EPROTO); /* a unique take */
+    c.kind = UINT32_MAX;
+    CHECK_EQ(unpack_envelope(&e), CADRE_EPROTO);
+    c.kind = MSG_COORD_THROTTLE;
+    CHECK_EQ(unpack_envelope(&e), CADRE_OK); /* ranges: node/coord.c */
+    e.body_case = CADRE__ENVELOPE__BODY_COORD_REPLY;
+    e.coord_reply = &r;
+    r.code = MSG_COORD_CODE_LAST + 1;
+    CHECK_EQ(unpack_envelope(&e), CADRE_EPROTO);
+    r.code = MSG_COORD_LIMITED;
+    CHECK_EQ(unpack_envelope(&e), CADRE_OK);
+}
+
 TEST(kind_names)
 {
+    CHECK_STR(msg_kind_name(MSG_COORD), "coord");
+    CHECK_STR(msg_kind_name(MSG_COORD_REPLY), "coord_reply");
     CHECK_STR(msg_kind_name(MSG_HEARTBEAT), "heartbeat");
     CHECK_STR(msg_kind_name(MSG_HELLO), "hello");
     CHECK_STR(msg_kind_name(MSG_STEAL_REPLY), "steal_reply");
@@ -219,5 +290,5 @@ main(void)
 {
     TAP_RUN(T(heartbeat_with_many_peers), T(members_roundtrip),
             T(steal_reply_and_settle), T(bad_cluster_bodies_are_eproto),
-            T(kind_names));
+            T(coord_roundtrip), T(bad_coord_bodies_are_eproto), T(kind_names));
 }
