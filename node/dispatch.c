@@ -337,7 +337,9 @@ dispatch_serve(struct dispatch *d, struct turn *t, struct turn_sealer *s,
                              .attempt = jobs[i].attempts,
                              .timeout_ms = jobs[i].opts.timeout_ms,
                              .lease = jobs[i].lease,
-                             .lease_ms = dispatch_lease_ms(d, &jobs[i])};
+                             .lease_ms = dispatch_lease_ms(d, &jobs[i]),
+                             .schedule = jobs[i].schedule,
+                             .slot_s = jobs[i].slot_s};
     reply.u.jobs.jobs = mj;
     reply.u.jobs.jobs_n = src_n + n;
     if (turn_seal(s, r, role, &reply) != CADRE_OK) {

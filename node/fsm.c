@@ -1417,6 +1417,18 @@ fsm_slot_state(const struct fsm *f, const char *name, size_t name_len,
 }
 
 int
+fsm_unique_held(const struct fsm *f, const char *key, size_t key_len,
+                uint64_t now_ms)
+{
+    const struct fsm_entry *e;
+
+    if (key_len == 0 || key_len > FSM_KEY_MAX)
+        return 0;
+    e = fsm_find(f, FSM_T_UNIQUE, key, key_len);
+    return e != NULL && !fsm_expired(e->u.lock.expires_at_ms, now_ms);
+}
+
+int
 fsm_last_done(const struct fsm *f, const char *name, size_t name_len,
               int64_t *slot_s)
 {

@@ -203,8 +203,11 @@ enum fsm_slot_state {
 /* The state of slot_s of schedule name[0..name_len) (enum fsm_slot_state);
  * *by receives DONE's by for a done slot, else 0. A node holding a job it
  * dispatched for a slot releases it only when the slot is done by itself. */
-int  fsm_slot_state(const struct fsm *f, const char *name, size_t name_len,
-                    int64_t slot_s, uint32_t *by);
+int fsm_slot_state(const struct fsm *f, const char *name, size_t name_len,
+                   int64_t slot_s, uint32_t *by);
+/* 1 if the unique key key[0..key_len) is held (not expired at now_ms). */
+int  fsm_unique_held(const struct fsm *f, const char *key, size_t key_len,
+                     uint64_t now_ms);
 int  fsm_last_done(const struct fsm *f, const char *name, size_t name_len,
                    int64_t *slot_s);
 void fsm_get_stats(const struct fsm *f, struct fsm_stats *st);

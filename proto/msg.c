@@ -413,6 +413,8 @@ msg_job_build(Cadre__Job *j, const struct msg_job *in)
     j->timeout_ms = in->timeout_ms;
     j->lease = in->lease;
     j->lease_ms = in->lease_ms;
+    j->schedule = msg_str(in->schedule);
+    j->slot = in->slot_s;
     return 0;
 }
 
@@ -1348,6 +1350,8 @@ msg_jobs_get(const Cadre__Jobs *in, struct msg_jobs *out)
         jobs[i].timeout_ms = j->timeout_ms;
         jobs[i].lease = j->lease;
         jobs[i].lease_ms = j->lease_ms;
+        jobs[i].schedule = j->schedule;
+        jobs[i].slot_s = j->slot;
     }
     out->jobs = jobs;
     out->jobs_n = in->n_jobs;

@@ -58,6 +58,8 @@ struct msg_job {
     uint64_t     timeout_ms;
     uint64_t     lease;
     uint64_t     lease_ms; /* the lease lasts this long unless touched */
+    const char  *schedule; /* NULL or "": not a scheduled job */
+    int64_t      slot_s;
 };
 
 /* A heartbeat for a running job: extend its lease (at most

@@ -90,6 +90,8 @@ record_to_pb(const struct record_job *r, Cadre__JobRecord *m,
     m->unique_until_processing = r->unique_until_processing != 0;
     m->lent_to = record_str(r->lent_to);
     m->origin = record_str(r->origin);
+    m->schedule = record_str(r->schedule);
+    m->slot = r->slot_s;
 }
 
 size_t
@@ -171,6 +173,8 @@ record_job_unpack(const uint8_t *data, size_t len, struct record_job *out,
     out->unique_until_processing = m->unique_until_processing != 0;
     out->lent_to = m->lent_to;
     out->origin = m->origin;
+    out->schedule = m->schedule;
+    out->slot_s = m->slot;
     out->owner_ = m;
     return CADRE_OK;
 }

@@ -45,9 +45,11 @@ struct record_job {
     const char     *unique_key; /* "" or NULL: not a unique job */
     uint64_t        unique_until_ms;
     int             unique_until_processing;
-    const char     *lent_to; /* "" or NULL: not lent to another node */
-    const char     *origin;  /* node dispatched to; "" or NULL: this one */
-    void           *owner_;  /* decoded: the allocation borrowed from */
+    const char     *lent_to;  /* "" or NULL: not lent to another node */
+    const char     *origin;   /* node dispatched to; "" or NULL: this one */
+    const char     *schedule; /* "" or NULL: not fired by a schedule */
+    int64_t         slot_s;
+    void           *owner_; /* decoded: the allocation borrowed from */
 };
 
 /* The encoded size of r in bytes. Allocates nothing. */

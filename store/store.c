@@ -165,6 +165,7 @@ store_job_fini(struct store_job *job)
     cd_free(job->unique_key);
     cd_free(job->lent_to);
     cd_free(job->origin);
+    cd_free(job->schedule);
     memset(job, 0, sizeof(*job));
 }
 
@@ -204,6 +205,8 @@ store_to_record(const struct store_job *job, const char *queue,
     r->unique_until_processing = job->unique_until_processing;
     r->lent_to = job->lent_to;
     r->origin = job->origin;
+    r->schedule = job->schedule;
+    r->slot_s = job->slot_s;
 }
 
 /* Copies the decoded record r into *out (owned copies; empty error strings
@@ -267,6 +270,10 @@ store_from_record(const struct record_job *r, struct store_job *out,
     if (r->origin != NULL && r->origin[0] != '\0' &&
         (out->origin = cd_strdup(r->origin)) == NULL)
         goto nomem;
+    if (r->schedule != NULL && r->schedule[0] != '\0' &&
+        (out->schedule = cd_strdup(r->schedule)) == NULL)
+        goto nomem;
+    out->slot_s = r->slot_s;
     return CADRE_OK;
 
 nomem:

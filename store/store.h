@@ -91,6 +91,10 @@ struct store_job {
      * failed record; NULL when it was dispatched here. The node sends the
      * outcome of a job with an origin home (store_result_put there). */
     char *origin;
+    /* A job fired by a schedule (node/scheduler.h): its name and slot,
+     * shown to the handler; NULL and 0 otherwise. */
+    char   *schedule;
+    int64_t slot_s;
 };
 
 void store_job_fini(struct store_job *job); /* accepts NULL; zeroes */
@@ -128,6 +132,21 @@ void store_txn_abort(store_txn *txn); /* accepts NULL */
  * lent_to is ignored (a new job is nobody's loan), and so is origin (a job
  * dispatched here is this node's; store_adopt stores one that is not).
  * Returns CADRE_EFULL, CADRE_EIO, CADRE_EINVAL (queue name too long). */
+/* ---- held jobs (store/held.c) ----
+ * A job added with available_at_ms = STORE_HELD_MS is held: DELAYED, due at
+ * a time that never comes, so it is stored durably but never promoted (nor
+ * lent) until store_held_release. */
+#define STORE_HELD_MS UINT64_MAX
+
+/* Writes the ids of up to max held jobs into ids and their number into *n.
+ * Read or write txn. */
+int store_held_list(store_txn *txn, cadre_job_id *ids, size_t max, size_t *n,
+                    cd_err *err);
+/* Makes the held job id READY, at the back of its queue (write txn).
+ * Returns CADRE_ENOTFOUND if it is not pending, CADRE_EINVAL if it is not
+ * held. */
+int store_held_release(store_txn *txn, const cadre_job_id *id, cd_err *err);
+
 int store_job_add(store_txn *txn, struct store_job *job, uint64_t now_ms,
                   int *duplicate, cd_err *err);
 

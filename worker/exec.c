@@ -74,7 +74,8 @@ static int
 exec_is_job_var(const char *e)
 {
     static const char *const names[] = {
-        "CADRE_JOB_ID=", "CADRE_TASK=", "CADRE_QUEUE=", "CADRE_ATTEMPT="};
+        "CADRE_JOB_ID=",  "CADRE_TASK=",     "CADRE_QUEUE=",
+        "CADRE_ATTEMPT=", "CADRE_SCHEDULE=", "CADRE_SLOT="};
 
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strncmp(e, names[i], strlen(names[i])) == 0)
@@ -83,7 +84,7 @@ exec_is_job_var(const char *e)
 }
 
 /* The child's environment: ours without stale job variables, plus the job's.
- * One allocation (pointers, then the four strings); NULL if out of memory. */
+ * One allocation (pointers, then up to six strings); NULL if out of memory. */
 static char **
 exec_env(const struct exec_job *job)
 {
@@ -97,13 +98,15 @@ exec_env(const struct exec_job *job)
     snprintf(attempt, sizeof(attempt), "%" PRIu32, job->attempt);
     text_len = strlen(job->id) + strlen(job->task) + strlen(job->queue) +
                strlen(attempt) + 64;
-    env = cd_malloc((n + 5) * sizeof(char *) + text_len);
+    if (job->schedule != NULL)
+        text_len += strlen(job->schedule) + 64;
+    env = cd_malloc((n + 7) * sizeof(char *) + text_len);
     if (env == NULL)
         return NULL;
     for (size_t i = 0; i < n; i++)
         if (!exec_is_job_var(environ[i]))
             env[k++] = environ[i];
-    p = (char *)(env + n + 5);
+    p = (char *)(env + n + 7);
     env[k++] = p;
     p += sprintf(p, "CADRE_JOB_ID=%s", job->id) + 1;
     env[k++] = p;
@@ -111,7 +114,13 @@ exec_env(const struct exec_job *job)
     env[k++] = p;
     p += sprintf(p, "CADRE_QUEUE=%s", job->queue) + 1;
     env[k++] = p;
-    sprintf(p, "CADRE_ATTEMPT=%s", attempt);
+    p += sprintf(p, "CADRE_ATTEMPT=%s", attempt) + 1;
+    if (job->schedule != NULL) {
+        env[k++] = p;
+        p += sprintf(p, "CADRE_SCHEDULE=%s", job->schedule) + 1;
+        env[k++] = p;
+        sprintf(p, "CADRE_SLOT=%" PRId64, job->slot_s);
+    }
     env[k] = NULL;
     return env;
 }
@@ -530,11 +539,13 @@ exec_handler_run(void *impl, cadre_task *t)
            .task = cadre_task_name(t),
            .queue = cadre_task_queue(t),
            .attempt = cadre_task_attempt(t),
+           .schedule = cadre_task_schedule(t, NULL),
            .timeout_ms = t->timeout_ms,
            .out_max = t->result_max,
     };
 
     job.payload = cadre_task_payload(t, &job.payload_len);
+    (void)cadre_task_schedule(t, &job.slot_s);
     cd_err_clear(&err);
     if (exec_run(c->cmd, &job, &res, &err) != CADRE_OK)
         return cadre_task_error(t, "ExecError", "%s", err.msg);

@@ -26,10 +26,12 @@
 
 /* One run. Strings and payload are borrowed for the call. */
 struct exec_job {
-    const char *id;      /* CADRE_JOB_ID */
-    const char *task;    /* CADRE_TASK */
-    const char *queue;   /* CADRE_QUEUE */
-    uint32_t    attempt; /* CADRE_ATTEMPT */
+    const char *id;       /* CADRE_JOB_ID */
+    const char *task;     /* CADRE_TASK */
+    const char *queue;    /* CADRE_QUEUE */
+    uint32_t    attempt;  /* CADRE_ATTEMPT */
+    const char *schedule; /* CADRE_SCHEDULE; NULL: not set */
+    int64_t     slot_s;   /* CADRE_SLOT, with schedule */
     const void *payload;
     size_t      payload_len;
     uint64_t    timeout_ms; /* 0: none */

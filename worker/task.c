@@ -209,6 +209,18 @@ cadre_task_attempt(const cadre_task *t)
     return t->job->attempt;
 }
 
+const char *
+cadre_task_schedule(const cadre_task *t, int64_t *slot_s)
+{
+    const char *name = t->job->schedule;
+
+    if (name == NULL || name[0] == '\0')
+        name = NULL;
+    if (slot_s != NULL)
+        *slot_s = name != NULL ? t->job->slot_s : 0;
+    return name;
+}
+
 int
 cadre_task_result(cadre_task *t, const void *data, size_t len)
 {

@@ -59,6 +59,11 @@ CADRE_API const char *cadre_task_name(const cadre_task *t);
 CADRE_API const char *cadre_task_queue(const cadre_task *t);
 CADRE_API const char *cadre_task_id(const cadre_task *t);      /* uuid text */
 CADRE_API uint32_t    cadre_task_attempt(const cadre_task *t); /* from 1 */
+/* A job fired by a schedule: the schedule's name, and its slot (the fire
+ * time, Unix seconds) in *slot_s if slot_s is not NULL. NULL (and *slot_s
+ * 0) for a job that no schedule fired. Exec handlers see the same as
+ * CADRE_SCHEDULE and CADRE_SLOT. */
+CADRE_API const char *cadre_task_schedule(const cadre_task *t, int64_t *slot_s);
 
 /* Sets the result (copied). Returns CADRE_ENOMEM or CADRE_ETOOBIG. */
 CADRE_API int cadre_task_result(cadre_task *t, const void *data, size_t len);

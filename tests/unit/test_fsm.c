@@ -643,6 +643,12 @@ TEST(unique_take_release)
     /* Unique keys and locks of the same name are different things. */
     CHECK_EQ(test_owned(f, FSM_LOCK_ACQUIRE, T0, "U", "job-9", 10).code,
              FSM_R_OK);
+    CHECK_EQ(fsm_unique_held(f, "nope", 4, T0), 0);
+    CHECK_EQ(fsm_unique_held(f, "U", 1, T0 + 500), 1); /* job-3, no ttl */
+    CHECK_EQ(test_owned(f, FSM_UNIQUE_TAKE, T0, "V", "job-4", 100).code,
+             FSM_R_OK);
+    CHECK_EQ(fsm_unique_held(f, "V", 1, T0 + 99), 1);
+    CHECK_EQ(fsm_unique_held(f, "V", 1, T0 + 100), 0); /* its ttl passed */
     fsm_free(f);
 }
 
