@@ -19,5 +19,8 @@ int cli_queue(int argc, char **argv);    /* cli/queue.c */
 int cli_restart(int argc, char **argv);  /* cli/restart.c */
 int cli_events(int argc, char **argv);   /* cli/events.c */
 int cli_cluster(int argc, char **argv);  /* cli/cluster.c */
+int cli_lock(int argc, char **argv);     /* cli/coord.c */
+int cli_throttle(int argc, char **argv); /* cli/coord.c */
+int cli_funnel(int argc, char **argv);   /* cli/coord.c */
 
 #endif

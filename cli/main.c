@@ -24,6 +24,9 @@ static const struct main_cmd main_cmds[] = {
     {"queue", cli_queue, "clear, pause, resume, monitor queues"},
     {"restart", cli_restart, "replace the node's workers gracefully"},
     {"cluster", cli_cluster, "list the cluster's members"},
+    {"lock", cli_lock, "acquire or release a cluster-wide lock"},
+    {"throttle", cli_throttle, "count a use against a cluster-wide rate limit"},
+    {"funnel", cli_funnel, "acquire or release a cluster-wide funnel slot"},
     {"keygen", cli_keygen, "write a new cluster key"},
 };
 

@@ -20,6 +20,7 @@
 #include "node/admin.h"
 #include "node/api.h"
 #include "node/cluster.h"
+#include "node/coord.h"
 #include "node/dispatch.h"
 #include "node/events.h"
 #include "node/intake.h"
@@ -76,6 +77,7 @@ struct node {
     struct admin             *admin;
     struct pool              *pool;
     struct leader            *leader; /* NULL without --voters */
+    struct coord             *coord;  /* locks, throttles, funnels */
     char                      leader_id[LEADER_ID_MAX]; /* for heartbeats */
     int                       failed; /* fail-stop: exit non-zero */
     char                      fail_why[256];
@@ -421,6 +423,9 @@ node_handle_peer(struct node *n, struct turn *t, struct api_req *r,
     case MSG_RUN:
         intake_run(&in, r, KEYS_ROLE_NODE, m, 1); /* runs owns m */
         return;
+    case MSG_COORD: /* forwarded by a node that does not lead */
+        coord_handle(n->coord, r, KEYS_ROLE_NODE, m, 1);
+        break;
     default:
         turn_seal_error(&n->sealer, r, KEYS_ROLE_NODE, m->request_id,
                         CADRE_EPROTO,
@@ -491,6 +496,9 @@ node_handle(struct node *n, struct turn *t, struct api_req *r)
     case MSG_RUN:
         intake_run(&in, r, hdr.role, &m, 0); /* runs owns m from here */
         return;
+    case MSG_COORD:
+        coord_handle(n->coord, r, hdr.role, &m, 0);
+        break;
     default:
         if (m.kind == MSG_ADMIN && m.u.admin.op == MSG_ADMIN_WORKERS_RESTART) {
             node_restart_workers(n, t, r, hdr.role, &m);
@@ -693,6 +701,7 @@ node_finish(struct node *n)
     n->closed = 1;
     CD_LOG_NOTICE("node", "NODE-STOPPED", "commits=%llu",
                   (unsigned long long)n->commits);
+    coord_close(n->coord); /* answers what it holds: sockets close below */
     waits_expire(n->waits, &n->sealer, cd_mono_ms(), 1);
     runs_answer_all(n->runs, cd_mono_ms());
     dispatch_free(n->dispatch); /* parked fetches were answered at SIGTERM */
@@ -1077,6 +1086,12 @@ node_open(struct node *n, cd_err *err)
         return rc;
     if ((rc = node_open_leader(n, err)) != CADRE_OK)
         return rc;
+    if (coord_new(&(struct coord_config){.node_id = n->cfg->node_id,
+                                         .leader = n->leader,
+                                         .cluster = n->cluster,
+                                         .sealer = &n->sealer},
+                  &n->coord) != CADRE_OK)
+        return cd_err_set(err, CADRE_ENOMEM, "out of memory");
     return node_start_pool(n, err);
 }
 
@@ -1099,6 +1114,7 @@ node_close(struct node *n)
         uv_close((uv_handle_t *)&n->tick, NULL);
         uv_close((uv_handle_t *)&n->sigterm, NULL);
         uv_close((uv_handle_t *)&n->sigint, NULL);
+        coord_close(n->coord);
         api_close(n->api);
         leader_close(n->leader);
         n->leader = NULL;
@@ -1111,6 +1127,7 @@ node_close(struct node *n)
         pool_close(n->pool);
     }
     uv_run(&n->loop, UV_RUN_DEFAULT); /* close callbacks */
+    coord_free(n->coord); /* the leader and cluster call back no more */
     dispatch_free(n->dispatch);
     waits_free(n->waits);
     runs_free(n->runs);

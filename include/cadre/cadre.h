@@ -47,7 +47,8 @@ extern "C" {
     X(USAGE, "usage error")                                                    \
     X(CONFIG, "configuration error")                                           \
     X(VERSION, "version mismatch")                                             \
-    X(INTERNAL, "internal error")
+    X(INTERNAL, "internal error")                                              \
+    X(LIMITED, "over the limit")
 
 #define CADRE_ERR_ENUM_(name, text) CADRE_E##name,
 enum cadre_error { CADRE_ERRORS(CADRE_ERR_ENUM_) CADRE_E_COUNT };
@@ -334,6 +335,74 @@ typedef struct cadre_leader_info {
 CADRE_API int cadre_cluster_leader(cadre_client *c, cadre_leader_info *out);
 /* "off", "follower", "candidate", "leader", "unavailable"; "unknown". */
 CADRE_API const char *cadre_raft_role_name(int role);
+
+/* ---- cluster primitives: locks, throttles, funnels ------------------- */
+
+/* Served by the raft leader's replicated state (nodes run with --voters):
+ * any node takes the request and forwards it to the leader, so they hold
+ * across the cluster and survive the loss of a minority of voters. Time is
+ * the leader's clock. While no leader is ready (an election, a minority)
+ * calls fail with CADRE_EBUSY and a "no leader: ..." message; a node
+ * without --voters answers CADRE_ECONFIG. Keys are 1 to CADRE_COORD_KEY_MAX
+ * bytes, owners 1 to CADRE_OWNER_MAX bytes of text; the key spaces of
+ * locks, throttles and funnels are separate. Every call: any thread. */
+#define CADRE_COORD_KEY_MAX 200
+#define CADRE_OWNER_MAX 64
+#define CADRE_OWNER_LEN (CADRE_OWNER_MAX + 1) /* an owner buffer, NUL incl. */
+
+/* Acquires the lock key for owner until ttl_ms from now (Laravel's
+ * Cache::lock(key, ttl)->block(block_ms)). owner NULL: a new random owner
+ * (a uuid) is used. The owner holding the lock acquiring it again extends
+ * it to ttl_ms from now and keeps its token. On success *token (may be
+ * NULL) receives the lock's fencing token: tokens only increase, across
+ * every lock of the cluster and across leaders, so a resource can refuse a
+ * write carrying a token lower than one it has seen; and owner_out (NULL,
+ * or CADRE_OWNER_LEN bytes) receives the owner, which cadre_lock_release
+ * needs. A holder that dies loses the lock when its ttl runs out.
+ * block_ms 0: one try; else tries again (at most every 50 ms, sooner when
+ * the lock expires sooner) until acquired or block_ms passed, also across
+ * a leader failover. Returns CADRE_EBUSY while another owner holds it
+ * (cadre_client_errmsg names the holder and when it expires) or no leader
+ * is ready, CADRE_EINVAL for a bad key, owner or ttl_ms 0, CADRE_EFULL
+ * when the leader's state is full, CADRE_ECONFIG, or a request's error. */
+CADRE_API int cadre_lock_acquire(cadre_client *c, const char *key,
+                                 const char *owner, uint64_t ttl_ms,
+                                 uint64_t block_ms, uint64_t *token,
+                                 char *owner_out);
+/* Releases the lock key held by owner. Returns CADRE_ENOTFOUND if owner
+ * does not hold it (never did, another owner took it, or it expired: the
+ * work done under it may have overlapped another holder's), CADRE_EBUSY
+ * (no leader), CADRE_EINVAL, or a request's error. */
+CADRE_API int cadre_lock_release(cadre_client *c, const char *key,
+                                 const char *owner);
+
+/* Counts one use of key against limit uses per window of per_ms (windows
+ * aligned to multiples of per_ms on the leader's clock; Laravel's
+ * Redis::throttle(key)->allow(limit)->every(per_ms)). Returns CADRE_OK (use
+ * allowed; *retry_after_ms = 0) or CADRE_ELIMITED with *retry_after_ms
+ * (may be NULL) = the time to the next window. Like Redis::throttle a
+ * burst can straddle a window edge (2 x limit within per_ms); over any
+ * span at most limit uses per window touched pass. A retried call whose
+ * reply was lost may count twice. Returns CADRE_EINVAL for limit or per_ms
+ * 0, CADRE_EBUSY (no leader), or a request's error. */
+CADRE_API int cadre_throttle(cadre_client *c, const char *key, uint32_t limit,
+                             uint64_t per_ms, uint64_t *retry_after_ms);
+
+/* Takes one of limit slots of the funnel key for owner until ttl_ms from
+ * now (Laravel's Redis::funnel(key)->limit(limit)): at most limit owners
+ * hold a slot at once; the same owner again extends its slot. owner NULL
+ * and owner_out as cadre_lock_acquire; block_ms as there. Returns
+ * CADRE_ELIMITED while limit owners hold slots, CADRE_EINVAL (limit 0 or
+ * over 1024, ttl_ms 0, bad key or owner), CADRE_EBUSY (no leader), or a
+ * request's error. */
+CADRE_API int cadre_funnel_acquire(cadre_client *c, const char *key,
+                                   const char *owner, uint32_t limit,
+                                   uint64_t ttl_ms, uint64_t block_ms,
+                                   char *owner_out);
+/* Gives back owner's slot of the funnel key. Returns CADRE_ENOTFOUND if
+ * owner holds none (or it expired), else as cadre_lock_release. */
+CADRE_API int cadre_funnel_release(cadre_client *c, const char *key,
+                                   const char *owner);
 
 /* ---- run and defer: fan-outs ------------------------------------------ */
 
