@@ -22,5 +22,6 @@ int cli_cluster(int argc, char **argv);  /* cli/cluster.c */
 int cli_lock(int argc, char **argv);     /* cli/coord.c */
 int cli_throttle(int argc, char **argv); /* cli/coord.c */
 int cli_funnel(int argc, char **argv);   /* cli/coord.c */
+int cli_schedule(int argc, char **argv); /* cli/schedule.c */
 
 #endif

@@ -27,6 +27,7 @@ static const struct main_cmd main_cmds[] = {
     {"lock", cli_lock, "acquire or release a cluster-wide lock"},
     {"throttle", cli_throttle, "count a use against a cluster-wide rate limit"},
     {"funnel", cli_funnel, "acquire or release a cluster-wide funnel slot"},
+    {"schedule", cli_schedule, "list, run, pause or resume schedules"},
     {"keygen", cli_keygen, "write a new cluster key"},
 };
 

@@ -15,7 +15,9 @@ _Static_assert((int)MSG_COORD_LOCK_ACQUIRE == (int)FSM_LOCK_ACQUIRE &&
                    (int)MSG_COORD_LOCK_RELEASE == (int)FSM_LOCK_RELEASE &&
                    (int)MSG_COORD_THROTTLE == (int)FSM_THROTTLE &&
                    (int)MSG_COORD_FUNNEL_ACQUIRE == (int)FSM_FUNNEL_ACQUIRE &&
-                   (int)MSG_COORD_FUNNEL_RELEASE == (int)FSM_FUNNEL_RELEASE,
+                   (int)MSG_COORD_FUNNEL_RELEASE == (int)FSM_FUNNEL_RELEASE &&
+                   (int)MSG_COORD_UNIQUE_TAKE == (int)FSM_UNIQUE_TAKE &&
+                   (int)MSG_COORD_UNIQUE_RELEASE == (int)FSM_UNIQUE_RELEASE,
                "coord kinds match node/fsm.h");
 _Static_assert((int)MSG_COORD_OK == (int)FSM_R_OK &&
                    (int)MSG_COORD_HELD == (int)FSM_R_HELD &&
@@ -147,6 +149,15 @@ coord_check(const struct msg_coord *m, struct fsm_cmd *c, char *why,
          m->kind == MSG_COORD_FUNNEL_ACQUIRE) &&
         m->ttl_ms == 0) {
         snprintf(why, why_len, "ttl must be at least 1 ms");
+        return CADRE_EINVAL;
+    }
+    if ((m->kind == MSG_COORD_UNIQUE_TAKE ||
+         m->kind == MSG_COORD_UNIQUE_RELEASE) &&
+        strncmp(key, MSG_SCHEDULE_PAUSE_PREFIX,
+                strlen(MSG_SCHEDULE_PAUSE_PREFIX)) != 0) {
+        snprintf(why, why_len,
+                 "unique keys here are schedule pauses only (%s...)",
+                 MSG_SCHEDULE_PAUSE_PREFIX);
         return CADRE_EINVAL;
     }
     if (m->kind == MSG_COORD_THROTTLE && (m->limit == 0 || m->per_ms == 0)) {

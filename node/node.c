@@ -27,6 +27,7 @@
 #include "node/leader.h"
 #include "node/pool.h"
 #include "node/runs.h"
+#include "node/scheduler.h"
 #include "node/spread.h"
 #include "node/steal.h"
 #include "node/tls.h"
@@ -76,8 +77,9 @@ struct node {
     struct runs              *runs; /* run(): in memory (node/runs.h) */
     struct admin             *admin;
     struct pool              *pool;
-    struct leader            *leader; /* NULL without --voters */
-    struct coord             *coord;  /* locks, throttles, funnels */
+    struct leader            *leader;    /* NULL without --voters */
+    struct scheduler         *scheduler; /* the config's schedules */
+    struct coord             *coord;     /* locks, throttles, funnels */
     char                      leader_id[LEADER_ID_MAX]; /* for heartbeats */
     int                       failed; /* fail-stop: exit non-zero */
     char                      fail_why[256];
@@ -381,6 +383,85 @@ node_leader_info(struct node *n, struct turn *t, struct api_req *r, int role,
     turn_defer(t, r, role, m->request_id);
 }
 
+/* `cadre schedule list`: this node's view of every schedule. */
+static void
+node_schedule_list(struct node *n, struct turn *t, struct api_req *r, int role,
+                   const struct msg *m)
+{
+    struct msg reply = {.request_id = m->request_id, .kind = MSG_ADMIN_REPLY};
+    struct msg_schedule v[MSG_SCHEDULES_MAX];
+    size_t              k = scheduler_count(n->scheduler);
+
+    k = k < MSG_SCHEDULES_MAX ? k : MSG_SCHEDULES_MAX;
+    for (size_t i = 0; i < k; i++) {
+        struct scheduler_info si;
+
+        scheduler_info(n->scheduler, i, t->now_ms, &si);
+        v[i] = (struct msg_schedule){.name = si.name,
+                                     .cron = si.cron,
+                                     .task = si.task,
+                                     .queue = si.queue,
+                                     .tz = si.tz,
+                                     .where = si.where,
+                                     .on_one_server = si.on_one_server,
+                                     .paused = si.paused,
+                                     .next_s = si.next_s,
+                                     .last_s = si.last_s,
+                                     .fired = si.fired};
+    }
+    reply.u.admin_reply.schedules = v;
+    reply.u.admin_reply.schedules_n = k;
+    turn_seal(&n->sealer, r, role, &reply);
+    turn_defer(t, r, role, m->request_id);
+}
+
+/* `cadre schedule run|pause|resume NAME`. Pausing an on_one_server
+ * schedule takes its pause key in the leader's FSM, through coord (the
+ * reply is then coord's). */
+static void
+node_schedule_op(struct node *n, struct turn *t, struct api_req *r, int role,
+                 const struct msg *m)
+{
+    const char *name = m->u.admin.queue != NULL ? m->u.admin.queue : "";
+    int         op = m->u.admin.op, paused = op == MSG_ADMIN_SCHEDULE_PAUSE;
+    struct msg  reply = {.request_id = m->request_id, .kind = MSG_ADMIN_REPLY};
+    char        key[FSM_KEY_MAX + 1];
+    cd_err      err;
+    int         rc;
+
+    cd_err_clear(&err);
+    if (role != KEYS_ROLE_CLIENT) {
+        turn_seal_error(&n->sealer, r, role, m->request_id, CADRE_EAUTH,
+                        "schedule operations need a client key");
+        turn_defer(t, r, role, m->request_id);
+        return;
+    }
+    if (op != MSG_ADMIN_SCHEDULE_RUN &&
+        scheduler_is_leader_led(n->scheduler, name)) {
+        struct msg cm = {.request_id = m->request_id, .kind = MSG_COORD};
+
+        scheduler_pause_key(name, key, sizeof(key));
+        cm.u.coord = (struct msg_coord){
+            .kind = paused ? MSG_COORD_UNIQUE_TAKE : MSG_COORD_UNIQUE_RELEASE,
+            .key = key,
+            .owner = "cadre schedule pause"};
+        coord_handle(n->coord, r, role, &cm, 0);
+        return;
+    }
+    if (op == MSG_ADMIN_SCHEDULE_RUN) {
+        rc = scheduler_run_now(n->scheduler, t, name, &reply.u.admin_reply.id,
+                               &err);
+        reply.u.admin_reply.has_id = rc == CADRE_OK;
+    } else {
+        rc = scheduler_pause(n->scheduler, name, paused, &err);
+    }
+    if (rc != CADRE_OK)
+        turn_seal_error(&n->sealer, r, role, m->request_id, rc, err.msg);
+    else
+        turn_seal(&n->sealer, r, role, &reply);
+    turn_defer(t, r, role, m->request_id);
+}
+
 /* What intake borrows of the node for one request. */
 static struct intake
 node_intake(struct node *n)
@@ -512,6 +593,15 @@ node_handle(struct node *n, struct turn *t, struct api_req *r)
             node_leader_info(n, t, r, hdr.role, &m);
             break;
         }
+        if (m.kind == MSG_ADMIN && m.u.admin.op == MSG_ADMIN_SCHEDULE_LIST) {
+            node_schedule_list(n, t, r, hdr.role, &m);
+            break;
+        }
+        if (m.kind == MSG_ADMIN && m.u.admin.op >= MSG_ADMIN_SCHEDULE_RUN &&
+            m.u.admin.op <= MSG_ADMIN_SCHEDULE_RESUME) {
+            node_schedule_op(n, t, r, hdr.role, &m);
+            break;
+        }
         if (admin_handle(n->admin, t, &n->sealer, r, hdr.role, &m))
             break;
         turn_seal_error(&n->sealer, r, hdr.role, m.request_id, CADRE_EPROTO,
@@ -624,6 +714,8 @@ node_turn(struct node *n, struct api_req *list)
         node_handle(n, &t, r);
     }
     node_timed_work(n, &t);
+    if (!n->stopping)
+        scheduler_turn(n->scheduler, &t);
     if (cd_mono_ms() >= runs_next_mono_ms(n->runs))
         runs_tick(n->runs, cd_mono_ms()); /* re-queued tasks: pumped below */
     if (!n->stopping) {
@@ -648,6 +740,7 @@ node_turn(struct node *n, struct api_req *list)
     turn_flush(&t, &n->sealer, ok, ok ? CADRE_OK : err.code,
                ok ? NULL : err.msg);
     steal_committed(n->steal, ok); /* settle what this turn adopted */
+    scheduler_committed(n->scheduler, ok);
     if (ok && t.finished_n > 0)
         waits_notify(n->waits, &t, &n->sealer);
     if (ok)
@@ -758,7 +851,8 @@ node_tick_cb(uv_timer_t *h)
     if (now >= n->next_due_ms || now >= n->next_deadline_ms ||
         mono >= n->next_fetch_mono_ms ||
         mono >= n->last_prune_mono_ms + NODE_PRUNE_EVERY_MS ||
-        (n->runs != NULL && mono >= runs_next_mono_ms(n->runs)))
+        (n->runs != NULL && mono >= runs_next_mono_ms(n->runs)) ||
+        (!n->stopping && scheduler_wants_turn(n->scheduler, now)))
         node_turn(n, NULL);
     waits_expire(n->waits, &n->sealer, mono, 0);
     if (n->cfg->sync == STORE_SYNC_OFF &&
@@ -1033,6 +1127,16 @@ node_open_cluster(struct node *n, cd_err *err)
 }
 
 static int
+node_open_scheduler(struct node *n, cd_err *err)
+{
+    struct scheduler_config sc = {.config_file = n->cfg->config_file,
+                                  .leader = n->leader,
+                                  .has_peers = n->cfg->peers_n > 0};
+
+    return scheduler_open(&n->scheduler, &sc, cd_now_ms(), err);
+}
+
+static int
 node_open(struct node *n, cd_err *err)
 {
     struct store_config    sc = {0};
@@ -1092,6 +1196,8 @@ node_open(struct node *n, cd_err *err)
                                          .sealer = &n->sealer},
                   &n->coord) != CADRE_OK)
         return cd_err_set(err, CADRE_ENOMEM, "out of memory");
+    if ((rc = node_open_scheduler(n, err)) != CADRE_OK)
+        return rc;
     return node_start_pool(n, err);
 }
 
@@ -1128,6 +1234,7 @@ node_close(struct node *n)
     }
     uv_run(&n->loop, UV_RUN_DEFAULT); /* close callbacks */
     coord_free(n->coord); /* the leader and cluster call back no more */
+    scheduler_close(n->scheduler);
     dispatch_free(n->dispatch);
     waits_free(n->waits);
     runs_free(n->runs);

@@ -171,8 +171,10 @@ union msg_chunk {
         ProtobufCBinaryData ids[MSG_CHUNK];
     } admin;
     struct {
-        Cadre__AdminReply   r;
-        ProtobufCBinaryData missing[MSG_CHUNK];
+        Cadre__AdminReply    r;
+        ProtobufCBinaryData  missing[MSG_CHUNK];
+        Cadre__ScheduleInfo *sp[MSG_SCHEDULES_MAX];
+        Cadre__ScheduleInfo  s[MSG_SCHEDULES_MAX];
     } admin_reply;
     struct {
         Cadre__Run      r;
@@ -479,6 +481,34 @@ msg_failed_job_build(Cadre__FailedJob *j, const struct msg_failed_job *in)
     return 0;
 }
 
+/* AdminReply.schedules and id (the first chunk's); strings borrowed. */
+static void
+msg_schedules_build(const struct msg_admin_reply *r, union msg_chunk *c)
+{
+    for (size_t i = 0; i < r->schedules_n; i++) {
+        const struct msg_schedule *s = &r->schedules[i];
+        Cadre__ScheduleInfo       *o = &c->admin_reply.s[i];
+
+        cadre__schedule_info__init(o);
+        o->name = msg_str(s->name);
+        o->cron = msg_str(s->cron);
+        o->task = msg_str(s->task);
+        o->queue = msg_str(s->queue);
+        o->timezone = msg_str(s->tz);
+        o->where = msg_str(s->where);
+        o->on_one_server = s->on_one_server != 0;
+        o->paused = s->paused != 0;
+        o->next_s = s->next_s;
+        o->last_s = s->last_s;
+        o->fired = s->fired;
+        c->admin_reply.sp[i] = o;
+    }
+    c->admin_reply.r.n_schedules = r->schedules_n;
+    c->admin_reply.r.schedules = c->admin_reply.sp;
+    if (r->has_id)
+        c->admin_reply.r.id = msg_pb_id(&r->id);
+}
+
 /* The operator messages' chunks (see msg_chunk_build). */
 static const ProtobufCMessage *
 msg_admin_chunk_build(const struct msg *m, size_t start, size_t k, int first,
@@ -548,7 +578,9 @@ msg_admin_chunk_build(const struct msg *m, size_t start, size_t k, int first,
         const struct msg_admin_reply *r = &m->u.admin_reply;
 
         if ((n > 0 && r->missing == NULL) || !msg_cursor_ok(&r->next) ||
-            (r->queues_n > 0 && r->queues == NULL))
+            (r->queues_n > 0 && r->queues == NULL) ||
+            r->schedules_n > MSG_SCHEDULES_MAX ||
+            (r->schedules_n > 0 && r->schedules == NULL))
             return NULL;
         cadre__admin_reply__init(&c->admin_reply.r);
         if (first) {
@@ -572,6 +604,7 @@ msg_admin_chunk_build(const struct msg *m, size_t start, size_t k, int first,
             c->admin_reply.r.oldest_wait_ms = r->leader.oldest_wait_ms;
             c->admin_reply.r.commit_index = r->leader.commit_index;
             c->admin_reply.r.last_applied = r->leader.last_applied;
+            msg_schedules_build(r, c);
         }
         for (size_t i = 0; i < k; i++)
             c->admin_reply.missing[i] = msg_pb_id(&r->missing[start + i]);
@@ -789,7 +822,7 @@ msg_cluster_chunk_build(const struct msg *m, size_t start, size_t k, int first,
 static int
 msg_coord_kind_ok(int kind)
 {
-    return kind >= MSG_COORD_LOCK_ACQUIRE && kind <= MSG_COORD_FUNNEL_RELEASE;
+    return kind >= MSG_COORD_LOCK_ACQUIRE && kind <= MSG_COORD_UNIQUE_RELEASE;
 }
 
 static int
@@ -1566,10 +1599,49 @@ msg_admin_get(const Cadre__Admin *in, struct msg_admin *out)
     return msg_ids_get(in->ids, in->n_ids, &out->ids);
 }
 
+/* AdminReply.schedules into a new array (strings borrowed). */
+static int
+msg_schedules_get(const Cadre__AdminReply *in, struct msg_admin_reply *out)
+{
+    struct msg_schedule *v;
+    int                  rc;
+
+    if (in->n_schedules == 0)
+        return CADRE_OK;
+    rc = msg_array_new(in->n_schedules, sizeof(*v), (void **)&v);
+    if (rc != CADRE_OK)
+        return rc;
+    for (size_t i = 0; i < in->n_schedules; i++) {
+        const Cadre__ScheduleInfo *s = in->schedules[i];
+
+        if (s == NULL) {
+            cd_free(v);
+            return CADRE_EPROTO;
+        }
+        v[i] = (struct msg_schedule){.name = s->name,
+                                     .cron = s->cron,
+                                     .task = s->task,
+                                     .queue = s->queue,
+                                     .tz = s->timezone,
+                                     .where = s->where,
+                                     .on_one_server = s->on_one_server != 0,
+                                     .paused = s->paused != 0,
+                                     .next_s = s->next_s,
+                                     .last_s = s->last_s,
+                                     .fired = s->fired};
+    }
+    out->schedules = v;
+    out->schedules_n = in->n_schedules;
+    return CADRE_OK;
+}
+
 static int
 msg_admin_reply_get(const Cadre__AdminReply *in, struct msg_admin_reply *out)
 {
-    if (in->next.len > MSG_CURSOR_MAX)
+    int rc;
+
+    if (in->next.len > MSG_CURSOR_MAX || in->n_schedules > MSG_SCHEDULES_MAX ||
+        (in->id.len != 0 && in->id.len != MSG_ID_LEN))
         return CADRE_EPROTO;
     out->count = in->count;
     out->next = msg_bytes_get(&in->next);
@@ -1588,7 +1660,16 @@ msg_admin_reply_get(const Cadre__AdminReply *in, struct msg_admin_reply *out)
     out->leader.commit_index = in->commit_index;
     out->leader.last_applied = in->last_applied;
     out->missing_n = in->n_missing;
-    return msg_ids_get(in->missing, in->n_missing, &out->missing);
+    if (in->id.len == MSG_ID_LEN) {
+        msg_id_get(&in->id, &out->id);
+        out->has_id = 1;
+    }
+    rc = msg_ids_get(in->missing, in->n_missing, &out->missing);
+    if (rc == CADRE_OK && (rc = msg_schedules_get(in, out)) != CADRE_OK) {
+        cd_free(out->missing);
+        out->missing = NULL;
+    }
+    return rc;
 }
 
 static int
@@ -1726,7 +1807,7 @@ msg_coord_get(const Cadre__Envelope *e, struct msg *out)
         const Cadre__Coord *in = e->coord;
 
         out->kind = MSG_COORD;
-        if (in == NULL || in->kind > MSG_COORD_FUNNEL_RELEASE ||
+        if (in == NULL || in->kind > MSG_COORD_UNIQUE_RELEASE ||
             !msg_coord_kind_ok((int)in->kind))
             return CADRE_EPROTO;
         out->u.coord.kind = (int)in->kind;
@@ -1957,6 +2038,7 @@ msg_free(struct msg *m)
             break;
         case MSG_ADMIN_REPLY:
             cd_free(m->u.admin_reply.missing);
+            cd_free(m->u.admin_reply.schedules);
             break;
         case MSG_RUN:
             cd_free(m->u.run.tasks);

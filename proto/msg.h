@@ -181,7 +181,11 @@ enum msg_admin_op {
     MSG_ADMIN_WORKERS_RESTART = 9,
     MSG_ADMIN_CLUSTER_MEMBERS = 10,
     MSG_ADMIN_CLUSTER_LEADER = 11, /* reply: admin_reply.leader */
-    MSG_ADMIN_OP_LAST = MSG_ADMIN_CLUSTER_LEADER,
+    MSG_ADMIN_SCHEDULE_LIST = 12,  /* reply: admin_reply.schedules */
+    MSG_ADMIN_SCHEDULE_RUN = 13,   /* queue = name; reply: admin_reply.id */
+    MSG_ADMIN_SCHEDULE_PAUSE = 14, /* queue = name */
+    MSG_ADMIN_SCHEDULE_RESUME = 15,
+    MSG_ADMIN_OP_LAST = MSG_ADMIN_SCHEDULE_RESUME,
 };
 
 struct msg_admin {
@@ -193,6 +197,8 @@ struct msg_admin {
     msg_bytes     after; /* len <= MSG_CURSOR_MAX */
     int           all;
 };
+
+#define MSG_SCHEDULES_MAX 64
 
 struct msg_admin_reply {
     uint64_t      count;
@@ -211,6 +217,16 @@ struct msg_admin_reply {
         int         ready, not_committing;
         uint64_t    oldest_wait_ms, commit_index, last_applied;
     } leader;
+    /* MSG_ADMIN_SCHEDULE_LIST: at most MSG_SCHEDULES_MAX */
+    struct msg_schedule {
+        const char *name, *cron, *task, *queue, *tz, *where;
+        int         on_one_server, paused;
+        int64_t     next_s, last_s;
+        uint64_t    fired;
+    } * schedules;
+    size_t       schedules_n;
+    cadre_job_id id; /* MSG_ADMIN_SCHEDULE_RUN */
+    int          has_id;
 };
 
 /* ---- run (cadre.proto: Run, RunReply; node/runs.c) ---- */
@@ -331,16 +347,25 @@ struct msg_settle {
  * they match); they are repeated here because proto/ sits below node/ and
  * clients never see the FSM. */
 
+/* The unique key that pauses an on_one_server schedule NAME: the prefix,
+ * then NAME. */
+#define MSG_SCHEDULE_PAUSE_PREFIX "cadre.schedule.paused:"
+
 enum msg_coord_kind {
     MSG_COORD_LOCK_ACQUIRE = 3,   /* key, owner, ttl_ms */
     MSG_COORD_LOCK_RELEASE = 4,   /* key, owner */
     MSG_COORD_THROTTLE = 5,       /* key, limit, per_ms */
     MSG_COORD_FUNNEL_ACQUIRE = 6, /* key, owner, limit, ttl_ms */
     MSG_COORD_FUNNEL_RELEASE = 7, /* key, owner */
+    /* Unique keys: only the schedule pause keys
+     * ("cadre.schedule.paused:NAME", node/scheduler.h) are accepted. */
+    MSG_COORD_UNIQUE_TAKE = 8,    /* key, owner, ttl_ms (0: until released) */
+    MSG_COORD_UNIQUE_RELEASE = 9, /* key, owner */
 };
 
 enum msg_coord_code {
     MSG_COORD_OK = 0,
+    MSG_COORD_EXISTS = 2,     /* unique take: another owner holds it */
     MSG_COORD_HELD = 3,       /* lock acquire: another owner holds it */
     MSG_COORD_LIMITED = 4,    /* throttle, funnel acquire */
     MSG_COORD_NOT_HOLDER = 5, /* releases */

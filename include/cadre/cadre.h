@@ -336,6 +336,44 @@ CADRE_API int cadre_cluster_leader(cadre_client *c, cadre_leader_info *out);
 /* "off", "follower", "candidate", "leader", "unavailable"; "unknown". */
 CADRE_API const char *cadre_raft_role_name(int role);
 
+/* ---- schedules ([schedule "NAME"] in the node's config file) ----------- */
+
+/* One schedule as the answering node sees it. */
+typedef struct cadre_schedule_info {
+    char    name[64];
+    char    cron[128]; /* as written; `every = 10s` reads "@every 10s" */
+    char    task[256];
+    char    queue[128];
+    char    timezone[64];
+    int     on_one_server;
+    int     paused;
+    int64_t next_s;     /* the next slot, Unix s; 0: never again */
+    int64_t last_s;     /* the latest slot fired (on_one_server: done in the
+                         * leader's log); 0: none yet */
+    uint64_t fired;     /* jobs the answering node stored for it */
+    char     where[32]; /* "every node", "leader", "leader (this node)" */
+} cadre_schedule_info;
+
+/* Lists the node's schedules into *out (cadre_free it), *n of them.
+ * Returns CADRE_EINVAL for a NULL argument, CADRE_ENOMEM, or any request's
+ * error. Any thread. */
+CADRE_API int cadre_schedule_list(cadre_client *c, cadre_schedule_info **out,
+                                  size_t *n);
+/* Stores a job of schedule name now, on the node asked, whatever its
+ * policies (a manual run; exec handlers see CADRE_SCHEDULE and CADRE_SLOT =
+ * now). *id (may be NULL) receives the job's id. Returns CADRE_ENOTFOUND
+ * for an unknown schedule, or any request's error. */
+CADRE_API int cadre_schedule_run(cadre_client *c, const char *name,
+                                 cadre_job_id *id);
+/* Pauses (paused = 1) or resumes a schedule: slots that pass while it is
+ * paused are skipped. A local schedule is paused on the node asked only;
+ * an on_one_server one in the leader's log, for the whole cluster
+ * (CADRE_EBUSY while no leader is ready). Pausing twice or resuming a
+ * running schedule is not an error. Returns CADRE_ENOTFOUND, or any
+ * request's error. */
+CADRE_API int cadre_schedule_pause(cadre_client *c, const char *name,
+                                   int paused);
+
 /* ---- cluster primitives: locks, throttles, funnels ------------------- */
 
 /* Served by the raft leader's replicated state (nodes run with --voters):
