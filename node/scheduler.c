@@ -8,6 +8,7 @@
 
 #include "common/alloc.h"
 #include "common/clock.h"
+#include "common/fault.h"
 #include "common/id.h"
 #include "common/log.h"
 #include "node/fsm.h"
@@ -200,6 +201,7 @@ scheduler_claimed(struct scheduler_entry *e, struct scheduler_slot *f, int rc,
                   const struct fsm_result *res)
 {
     if (rc == CADRE_OK && res->code == FSM_R_WON) {
+        cd_fault("sched_after_claim");
         f->phase = SCHEDULER_HOLD;
         return;
     }
@@ -218,6 +220,7 @@ scheduler_doned(struct scheduler_entry *e, struct scheduler_slot *f, int rc,
                 const struct fsm_result *res)
 {
     if (rc == CADRE_OK && res->code == FSM_R_OK) {
+        cd_fault("sched_after_done");
         f->phase = SCHEDULER_RELEASE;
         return;
     }
@@ -483,8 +486,8 @@ scheduler_sweep(struct scheduler *s, struct turn *t)
     cd_err       err;
     uint64_t     mono = cd_mono_ms();
 
-    if (s->cfg.leader == NULL || mono < s->next_sweep_mono)
-        return;
+    if (s->cfg.leader == NULL || s->raft_id == 0 || mono < s->next_sweep_mono)
+        return; /* without our raft id no held job can be judged */
     s->next_sweep_mono = mono + SCHEDULER_SWEEP_MS;
     if (store_held_list(t->txn, ids, SCHEDULER_HELD_MAX, &n, &err) != CADRE_OK)
         return;
@@ -526,12 +529,6 @@ scheduler_turn(struct scheduler *s, struct turn *t)
     if (ready && !s->was_ready)
         scheduler_take_over(s, now_s);
     s->was_ready = ready;
-    if (ready && s->raft_id == 0) {
-        struct leader_info li;
-
-        leader_get_info(s->cfg.leader, &li);
-        s->raft_id = (uint32_t)li.raft_id;
-    }
     for (size_t i = 0; i < s->n; i++) {
         scheduler_advance(s, i, t, ready);
         if (!s->e[i].led || ready)
@@ -556,6 +553,8 @@ scheduler_committed(struct scheduler *s, int ok)
                 k++;
                 continue;
             }
+            if (ok)
+                cd_fault("sched_after_hold");
             f->phase = ok ? SCHEDULER_DOING : SCHEDULER_HOLD;
             if (ok && scheduler_propose(s, i, FSM_DONE, f->slot_s) != CADRE_OK)
                 scheduler_flight_drop(e, f); /* the sweep or a redo */
@@ -698,6 +697,12 @@ scheduler_open(struct scheduler **out, const struct scheduler_config *cfg,
         cd_free(s->e);
         cd_free(s);
         return rc;
+    }
+    if (cfg->leader != NULL) { /* DONE's by, and how held jobs are judged */
+        struct leader_info li;
+
+        leader_get_info(cfg->leader, &li);
+        s->raft_id = (uint32_t)li.raft_id;
     }
     s->next_due_ms = 0;
     *out = s;

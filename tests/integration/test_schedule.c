@@ -34,11 +34,14 @@ static char        voters[512];
 static char        addrs[N][64];
 static const char *base;
 
+/* Starts node i; fault: a CADRE_FAULT value, or NULL. */
 static int
-start(struct node_proc *n, int i)
+start_fault(struct node_proc *n, int i, const char *fault)
 {
     char  dir[PATH_MAX + 32];
     char  exec[PATH_MAX * 2 + 256];
+    char  env[128];
+    char *envs[] = {env, NULL};
     char *args[] = {"--node-id",
                     (char *)ids[i],
                     "--key-file",
@@ -63,8 +66,15 @@ start(struct node_proc *n, int i)
              ">> %s",
              ids[i], ledger);
     snprintf(dir, sizeof(dir), "%s/%s", base, ids[i]);
+    snprintf(env, sizeof(env), "CADRE_FAULT=%s", fault ? fault : "");
     memset(n, 0, sizeof(*n));
-    return node_startv(n, dir, NULL, args);
+    return node_startv(n, dir, envs, args);
+}
+
+static int
+start(struct node_proc *n, int i)
+{
+    return start_fault(n, i, NULL);
 }
 
 static cadre_client *
@@ -207,6 +217,136 @@ write_conf(void)
     fclose(f);
 }
 
+/* A fresh dir, key, config, ledger and raft addresses for one test. */
+static int
+setup(void)
+{
+    base = tap_tmpdir();
+    snprintf(key_path, sizeof(key_path), "%s/cluster.key", base);
+    snprintf(ledger, sizeof(ledger), "%s/ledger.txt", base);
+    snprintf(conf, sizeof(conf), "%s/cadre.conf", base);
+    write_conf();
+    voters[0] = '\0';
+    if (node_keygen(key_path) != CADRE_OK)
+        return CADRE_EIO;
+    for (int i = 0; i < N; i++) {
+        int port = free_tcp_port();
+
+        if (port <= 0)
+            return CADRE_EIO;
+        snprintf(addrs[i], sizeof(addrs[i]), "127.0.0.1:%d", port);
+        snprintf(voters + strlen(voters), sizeof(voters) - strlen(voters),
+                 "%s%s=%s", i ? "," : "", ids[i], addrs[i]);
+    }
+    return CADRE_OK;
+}
+
+/* Counts the runs of schedule "one" per slot, from its first slot to
+ * end_s: *missing slots with none, *twice slots with more than one. */
+static size_t
+slot_counts(int64_t end_s, int *missing, int *twice)
+{
+    static struct run runs[SLOTS_MAX];
+    static int        count[SLOTS_MAX];
+    size_t            n = read_runs("one", runs, SLOTS_MAX);
+    int64_t           first = INT64_MAX;
+
+    *missing = *twice = 0;
+    memset(count, 0, sizeof(count));
+    for (size_t i = 0; i < n; i++)
+        first = runs[i].slot < first ? runs[i].slot : first;
+    for (size_t i = 0; i < n; i++)
+        if (runs[i].slot - first < SLOTS_MAX)
+            count[runs[i].slot - first]++;
+    for (int64_t s = first; n > 0 && s <= end_s && s - first < SLOTS_MAX; s++) {
+        *missing += count[s - first] == 0;
+        *twice += count[s - first] > 1;
+        if (count[s - first] != 1)
+            printf("# slot %lld ran %d times\n", (long long)s,
+                   count[s - first]);
+    }
+    printf("# slots %lld..%lld: %zu runs, %d missing, %d twice\n",
+           (long long)first, (long long)end_s, n, *missing, *twice);
+    return n > 0 ? (size_t)(end_s - first + 1) : 0;
+}
+
+/* 1 if the node's log has line. */
+static int
+log_has(const struct node_proc *n, const char *text)
+{
+    char  path[PATH_MAX + 32], line[1024];
+    FILE *f;
+    int   found = 0;
+
+    snprintf(path, sizeof(path), "%s/node.log", n->data_dir);
+    if ((f = fopen(path, "r")) == NULL)
+        return 0;
+    while (!found && fgets(line, sizeof(line), f) != NULL)
+        found = strstr(line, text) != NULL;
+    fclose(f);
+    return found;
+}
+
+/* Each node crashes itself (CADRE_FAULT) at its third slot as leader, at
+ * a different step: a after a claim committed, b after the held job
+ * committed, c after DONE committed. A crashed node comes back without the
+ * fault; a leader without a fault left is SIGKILLed (between slots) so
+ * that every armed node gets to lead. Every slot must still run once: the
+ * redo covers a and b; b's held job is dropped when it comes back (its
+ * slot was done by the next leader), c's held job runs when it comes back
+ * (its slot is done by c). */
+TEST(crash_between_claim_hold_done_and_release)
+{
+    static const char *faults[N] = {"sched_after_claim:3", "sched_after_hold:3",
+                                    "sched_after_done:3"};
+    struct node_proc   ns[N];
+    cadre_client      *cs[N] = {0};
+    int                live[N] = {1, 1, 1}, crashed[N] = {0};
+    int                missing, twice, who;
+    uint64_t           end = cd_mono_ms() + 40000;
+    size_t             slots;
+
+    REQUIRE_EQ(setup(), CADRE_OK);
+    for (int i = 0; i < N; i++)
+        REQUIRE_EQ(start_fault(&ns[i], i, faults[i]), CADRE_OK);
+    for (int i = 0; i < N; i++)
+        REQUIRE((cs[i] = client_of(&ns[i])) != NULL);
+    while ((crashed[0] + crashed[1] + crashed[2]) < N && cd_mono_ms() < end) {
+        for (int i = 0; i < N; i++) {
+            if (proc_wait_exit(&ns[i].p, 0, NULL) != CADRE_OK)
+                continue;
+            printf("# %s crashed at %s\n", ids[i], faults[i]);
+            crashed[i] = 1;
+            proc_fini(&ns[i].p);
+            cadre_client_close(cs[i]);
+            cs[i] = NULL;
+            if (start(&ns[i], i) == CADRE_OK)
+                cs[i] = client_of(&ns[i]);
+        }
+        who = agreed(cs, live);
+        if (who >= 0 && crashed[who]) { /* let an armed node lead */
+            sleep_to_half(0);
+            kill_restart(ns, cs, live, who);
+        }
+        cd_sleep_ms(50);
+    }
+    CHECK_EQ(crashed[0] + crashed[1] + crashed[2], N);
+    REQUIRE(wait_agreed(cs, live, 5000) >= 0);
+    sleep_to_half(3000);
+    slots = slot_counts((int64_t)(cd_now_ms() / 1000) - 1, &missing, &twice);
+    CHECK(slots >= 10);
+    CHECK_EQ(missing, 0);
+    CHECK_EQ(twice, 0);
+    CHECK(log_has(&ns[0], "point=sched_after_claim"));
+    CHECK(log_has(&ns[1], "SCHED-DROP")); /* its held job: redone */
+    CHECK(log_has(&ns[2], "SCHED-RUN") && log_has(&ns[2], "late=1"));
+    for (int i = 0; i < N; i++) {
+        cadre_client_close(cs[i]);
+        proc_stop(&ns[i].p);
+        proc_fini(&ns[i].p);
+    }
+}
+
 TEST(on_one_server_exactly_once_through_failovers)
 {
     struct node_proc  ns[N];
@@ -219,20 +359,7 @@ TEST(on_one_server_exactly_once_through_failovers)
     size_t            n;
     int64_t           first = INT64_MAX, last = 0;
 
-    base = tap_tmpdir();
-    snprintf(key_path, sizeof(key_path), "%s/cluster.key", base);
-    snprintf(ledger, sizeof(ledger), "%s/ledger.txt", base);
-    snprintf(conf, sizeof(conf), "%s/cadre.conf", base);
-    write_conf();
-    REQUIRE_EQ(node_keygen(key_path), CADRE_OK);
-    for (int i = 0; i < N; i++) {
-        int port = free_tcp_port();
-
-        REQUIRE(port > 0);
-        snprintf(addrs[i], sizeof(addrs[i]), "127.0.0.1:%d", port);
-        snprintf(voters + strlen(voters), sizeof(voters) - strlen(voters),
-                 "%s%s=%s", i ? "," : "", ids[i], addrs[i]);
-    }
+    REQUIRE_EQ(setup(), CADRE_OK);
     for (int i = 0; i < N; i++)
         REQUIRE_EQ(start(&ns[i], i), CADRE_OK);
     for (int i = 0; i < N; i++)
@@ -382,5 +509,6 @@ TEST(on_one_server_exactly_once_through_failovers)
 int
 main(void)
 {
-    TAP_RUN(T(on_one_server_exactly_once_through_failovers));
+    TAP_RUN(T(on_one_server_exactly_once_through_failovers),
+            T(crash_between_claim_hold_done_and_release));
 }
