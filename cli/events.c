@@ -62,6 +62,20 @@ events_print(const cadre_event *ev, int json)
 
     cadre_job_id_format(&ev->id, id);
     events_iso(ev->at_ms, at, sizeof(at));
+    if (ev->kind == CADRE_EVENT_LEADER) {
+        if (json) {
+            printf("{\"at\":\"%s\",\"at_ms\":%llu,\"kind\":\"leader\","
+                   "\"leader\":",
+                   at, (unsigned long long)ev->at_ms);
+            cli_json_str(stdout, ev->leader, strlen(ev->leader));
+            printf(",\"term\":%llu}\n", (unsigned long long)ev->term);
+        } else {
+            printf("%s leader %s term=%llu\n", at,
+                   ev->leader[0] ? ev->leader : "-",
+                   (unsigned long long)ev->term);
+        }
+        return;
+    }
     if (!json) {
         printf("%s %s %s task=%s queue=%s attempt=%u", at,
                cadre_event_kind_name(ev->kind), id, ev->task, ev->queue,

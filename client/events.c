@@ -46,6 +46,8 @@ cadre_event_kind_name(int kind)
         return "released";
     case CADRE_EVENT_FAILED:
         return "failed";
+    case CADRE_EVENT_LEADER:
+        return "leader";
     default:
         return "unknown";
     }
@@ -182,6 +184,8 @@ cadre_events_next(cadre_events *e, cadre_event *out, uint32_t timeout_ms)
         out->at_ms = m.u.event.at_ms;
         events_copy(out->error_type, sizeof(out->error_type),
                     m.u.event.error_type);
+        events_copy(out->leader, sizeof(out->leader), m.u.event.leader);
+        out->term = m.u.event.term;
         msg_free(&m);
         return CADRE_OK;
     }

@@ -71,6 +71,9 @@ struct leader {
     int                      expire_busy;
     uint64_t                 next_expire_mono_ms;
     uint64_t                 proposed, committed, unknown;
+    struct raft_transfer     xfer; /* a graceful stop's hand-over */
+    int                      xfer_busy;
+    uint64_t                 xfer_mono_ms;
 };
 
 /* ---- voters ------------------------------------------------------------ */
@@ -445,6 +448,44 @@ leader_bootstrap_start(struct leader *l, cd_err *err)
             : l->io.errmsg[0] != '\0'        ? l->io.errmsg
                                              : l->net.errmsg);
     l->started = 1;
+    return CADRE_OK;
+}
+
+static void
+leader_transfer_cb(struct raft_transfer *req)
+{
+    struct leader *l = req->data;
+    raft_id        id = 0;
+    const char    *addr = NULL;
+
+    l->xfer_busy = 0;
+    raft_leader(&l->raft, &id, &addr);
+    CD_LOG_NOTICE("leader", "LEADER-TRANSFERRED", "id=%s to=%s ms=%llu",
+                  l->node_id,
+                  id != 0 && id != l->raft_id ? leader_node_of(l, id) : "-",
+                  (unsigned long long)(cd_mono_ms() - l->xfer_mono_ms));
+}
+
+int
+leader_transfer(struct leader *l)
+{
+    int rv;
+
+    if (l == NULL || !l->raft_open || l->closing || l->xfer_busy ||
+        raft_state(&l->raft) != RAFT_LEADER)
+        return CADRE_EBUSY;
+    memset(&l->xfer, 0, sizeof(l->xfer));
+    l->xfer.data = l;
+    l->xfer_mono_ms = cd_mono_ms();
+    rv = raft_transfer(&l->raft, &l->xfer, 0, leader_transfer_cb);
+    if (rv != 0) {
+        CD_LOG_WARN("leader", "LEADER-TRANSFER", "id=%s error=\"%s\"",
+                    l->node_id, raft_strerror(rv));
+        return leader_raft_error(rv);
+    }
+    l->xfer_busy = 1;
+    CD_LOG_NOTICE("leader", "LEADER-TRANSFER", "id=%s term=%llu", l->node_id,
+                  (unsigned long long)l->term);
     return CADRE_OK;
 }
 

@@ -114,6 +114,12 @@ typedef void (*leader_propose_cb)(void *arg, int rc,
 int leader_propose(struct leader *l, const struct fsm_cmd *c,
                    leader_propose_cb cb, void *arg);
 
+/* A graceful stop: if we lead, hands the leadership to the most
+ * up-to-date voter (raft_transfer: it starts an election at once instead
+ * of waiting out the election timeout), logged when it completes. Returns
+ * CADRE_EBUSY if we do not lead (or a transfer runs), CADRE_EIO. */
+int leader_transfer(struct leader *l);
+
 const char *leader_role_name(int role);
 
 #endif

@@ -80,7 +80,8 @@ struct node {
     struct leader            *leader;    /* NULL without --voters */
     struct scheduler         *scheduler; /* the config's schedules */
     struct coord             *coord;     /* locks, throttles, funnels */
-    char                      leader_id[LEADER_ID_MAX]; /* for heartbeats */
+    char                      leader_id[LEADER_ID_MAX];   /* for heartbeats */
+    char                      leader_seen[LEADER_ID_MAX]; /* last event */
     int                       failed; /* fail-stop: exit non-zero */
     char                      fail_why[256];
     uint64_t                  started_mono_ms;
@@ -841,6 +842,26 @@ node_check_stop(struct node *n, uint64_t mono)
     }
 }
 
+/* Logs nothing (leader.c does) but publishes a leader event when the
+ * leader this node sees changes, "" included (an election under way). */
+static void
+node_leader_watch(struct node *n)
+{
+    struct leader_info li;
+    struct msg_event   ev = {.kind = MSG_EVENT_LEADER};
+
+    if (n->leader == NULL || n->events == NULL)
+        return;
+    leader_get_info(n->leader, &li);
+    if (strcmp(li.leader, n->leader_seen) == 0)
+        return;
+    snprintf(n->leader_seen, sizeof(n->leader_seen), "%s", li.leader);
+    ev.at_ms = cd_now_ms();
+    ev.leader = li.leader;
+    ev.term = li.term;
+    events_publish(n->events, &ev);
+}
+
 static void
 node_tick_cb(uv_timer_t *h)
 {
@@ -855,6 +876,7 @@ node_tick_cb(uv_timer_t *h)
         (!n->stopping && scheduler_wants_turn(n->scheduler, now)))
         node_turn(n, NULL);
     waits_expire(n->waits, &n->sealer, mono, 0);
+    node_leader_watch(n);
     if (n->cfg->sync == STORE_SYNC_OFF &&
         mono >= n->last_sync_mono_ms + NODE_SYNC_EVERY_MS) {
         cd_err err;
@@ -902,6 +924,7 @@ node_begin_stop(struct node *n)
 {
     n->stopping = 1;
     n->stop_deadline_mono_ms = cd_mono_ms() + n->cfg->shutdown_grace_ms;
+    leader_transfer(n->leader); /* a new leader now, not after a timeout */
     pool_stop(n->pool);
     node_turn(n, NULL); /* answers parked fetches: nothing more to take */
 }

@@ -1062,6 +1062,8 @@ msg_chunk_build(const struct msg *m, size_t *pos, union msg_chunk *c)
         c->event.attempt = ev->attempt;
         c->event.at_ms = ev->at_ms;
         c->event.error_type = msg_str(ev->error_type);
+        c->event.leader = msg_str(ev->leader);
+        c->event.term = ev->term;
         return &c->event.base;
     }
     case MSG_FAILED_QUERY:
@@ -1515,6 +1517,8 @@ msg_event_get(const Cadre__Event *in, struct msg_event *out)
     out->attempt = in->attempt;
     out->at_ms = in->at_ms;
     out->error_type = in->error_type;
+    out->leader = in->leader;
+    out->term = in->term;
     return CADRE_OK;
 }
 

@@ -268,7 +268,8 @@ enum msg_event_kind {
     MSG_EVENT_DONE = 3,
     MSG_EVENT_RELEASED = 4, /* back in its queue, to be retried later */
     MSG_EVENT_FAILED = 5,
-    MSG_EVENT_LAST = MSG_EVENT_FAILED,
+    MSG_EVENT_LEADER = 6, /* the leader as this node sees it changed */
+    MSG_EVENT_LAST = MSG_EVENT_LEADER,
 };
 
 struct msg_event {
@@ -279,6 +280,8 @@ struct msg_event {
     uint32_t     attempt;
     uint64_t     at_ms;
     const char  *error_type; /* NULL or "" when none */
+    const char  *leader;     /* MSG_EVENT_LEADER: node id, "" none */
+    uint64_t     term;       /* MSG_EVENT_LEADER */
 };
 
 /* ---- cluster (cadre.proto: Member, Heartbeat, Members, Steal, StealReply,

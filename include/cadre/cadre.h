@@ -691,6 +691,8 @@ enum cadre_event_kind {
     CADRE_EVENT_RELEASED = 4, /* back in its queue to be retried later:
                                  released, errored or its lease expired */
     CADRE_EVENT_FAILED = 5,
+    CADRE_EVENT_LEADER = 6, /* the raft leader this node sees changed (a
+                               node with --voters): leader, term; no job */
 };
 
 /* One event. Strings are NUL-terminated (truncated if longer). */
@@ -702,9 +704,12 @@ typedef struct cadre_event {
     uint32_t     attempt;        /* attempts started so far (0: dispatched) */
     uint64_t     at_ms;          /* Unix ms of the node's turn */
     char         error_type[64]; /* failed, or released after an error */
+    char         leader[64];     /* CADRE_EVENT_LEADER: its node id, "" none */
+    uint64_t     term;           /* CADRE_EVENT_LEADER: the raft term */
 } cadre_event;
 
-/* "dispatched", "started", "done", "released", "failed"; "unknown". */
+/* "dispatched", "started", "done", "released", "failed", "leader";
+ * "unknown". */
 CADRE_API const char *cadre_event_kind_name(int kind);
 
 /* Subscribes to every event of the node at events_url (NULL:

@@ -261,9 +261,51 @@ TEST(three_voters_elect_fail_over_and_refuse_a_wrong_key)
                (unsigned long long)times[k - 1]);
         CHECK(times[k - 1] < 2000);
     }
+
+    /* (e) a graceful stop (SIGTERM) of the leader hands the leadership
+     * over (raft_transfer) instead of leaving the others to wait out the
+     * election timeout, and a follower publishes a leader event. */
+    {
+        int               f = (who + 1) % N, old = who;
+        cadre_client_opts o;
+        cadre_events     *sub = NULL;
+        cadre_event       ev;
+        char              err[256];
+        int               seen = 0;
+
+        node_client_opts(&ns[f], &o);
+        o.key_file = key_path;
+        REQUIRE_EQ(
+            cadre_events_open(&o, ns[f].events_url, &sub, err, sizeof(err)),
+            CADRE_OK);
+        cd_sleep_ms(300); /* the subscription's dial completes */
+        live[old] = 0;
+        t0 = cd_mono_ms();
+        proc_kill(&ns[old].p, SIGTERM);
+        who = wait_agreed(cs, live, li, 3000);
+        ms_fo = cd_mono_ms() - t0;
+        printf("# graceful stop of leader %s: %s ready after %llu ms\n",
+               ids[old], who >= 0 ? ids[who] : "none",
+               (unsigned long long)ms_fo);
+        CHECK(who >= 0 && who != old);
+        CHECK(ms_fo < 1000);
+        for (uint64_t end = cd_mono_ms() + 3000;
+             !seen && who >= 0 && cd_mono_ms() < end;)
+            seen = cadre_events_next(sub, &ev, 100) == CADRE_OK &&
+                   ev.kind == CADRE_EVENT_LEADER &&
+                   strcmp(ev.leader, ids[who]) == 0 && ev.term > 0;
+        CHECK(seen);
+        cadre_events_close(sub);
+        CHECK_EQ(proc_wait_exit(&ns[old].p, 10000, NULL), CADRE_OK);
+        cadre_client_close(cs[old]);
+        cs[old] = NULL;
+    }
     for (int i = 0; i < N; i++) {
         cadre_client_close(cs[i]);
-        CHECK_EQ(node_stop(&ns[i]), 0);
+        if (live[i])
+            CHECK_EQ(node_stop(&ns[i]), 0);
+        else
+            proc_fini(&ns[i].p);
     }
 }
 
