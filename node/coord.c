@@ -35,6 +35,8 @@ struct coord_req {
     int               role;
     uint64_t          request_id;
     char              leader[LEADER_ID_MAX]; /* a forward's target */
+    coord_done_cb     done; /* coord_submit's: no api request */
+    void             *done_arg;
     struct coord_req *prev, *next;
 };
 
@@ -89,6 +91,19 @@ coord_send(struct coord *co, struct api_req *r, int role, const struct msg *m)
         api_drop(r);
 }
 
+/* Fails q: an api request gets an error reply, a submission its callback.
+ * The caller releases q. */
+static void
+coord_fail(struct coord *co, struct coord_req *q, int code, const char *why)
+{
+    if (q->done != NULL)
+        q->done(q->done_arg, code, NULL);
+    else if (q->req != NULL)
+        coord_send_error(co, q->req, q->role, q->request_id, code, why);
+    q->done = NULL;
+    q->req = NULL;
+}
+
 static struct coord_req *
 coord_hold(struct coord *co, struct api_req *r, int role, const struct msg *m)
 {
@@ -126,8 +141,8 @@ coord_release(struct coord *co, struct coord_req *q)
 /* Fills c from m, checking what the FSM would refuse as INVALID, so the
  * requester learns which field is wrong. Returns CADRE_EINVAL with why. */
 static int
-coord_check(const struct msg_coord *m, struct fsm_cmd *c, char *why,
-            size_t why_len)
+coord_check(const struct msg_coord *m, int from_peer, struct fsm_cmd *c,
+            char *why, size_t why_len)
 {
     const char *key = m->key != NULL ? m->key : "";
     const char *owner = m->owner != NULL ? m->owner : "";
@@ -153,6 +168,7 @@ coord_check(const struct msg_coord *m, struct fsm_cmd *c, char *why,
     }
     if ((m->kind == MSG_COORD_UNIQUE_TAKE ||
          m->kind == MSG_COORD_UNIQUE_RELEASE) &&
+        !from_peer && /* nodes forward unique jobs' keys */
         strncmp(key, MSG_SCHEDULE_PAUSE_PREFIX,
                 strlen(MSG_SCHEDULE_PAUSE_PREFIX)) != 0) {
         snprintf(why, why_len,
@@ -192,6 +208,11 @@ coord_propose_cb(void *arg, int rc, const struct fsm_result *res)
     struct coord     *co = q->co;
     struct msg m = {.request_id = q->request_id, .kind = MSG_COORD_REPLY};
 
+    if (q->done != NULL) { /* coord_submit's */
+        q->done(q->done_arg, rc, rc == CADRE_OK ? res : NULL);
+        coord_release(co, q);
+        return;
+    }
     if (q->req == NULL) { /* answered by coord_close */
         coord_release(co, q);
         return;
@@ -223,14 +244,42 @@ coord_propose(struct coord *co, struct coord_req *q, struct fsm_cmd *c)
     rc = leader_propose(co->cfg.leader, c, coord_propose_cb, q);
     if (rc == CADRE_OK)
         return;
-    coord_send_error(co, q->req, q->role, q->request_id, rc,
-                     rc == CADRE_EBUSY
-                         ? "no leader: this node lost the leadership; retry"
-                         : "leader: the proposal was refused");
+    coord_fail(co, q, rc,
+               rc == CADRE_EBUSY
+                   ? "no leader: this node lost the leadership; retry"
+                   : "leader: the proposal was refused");
     coord_release(co, q);
 }
 
 /* ---- forwarding (another node leads) ------------------------------------ */
+
+/* A submission's forward came back: the leader's answer as an fsm_result
+ * (holders are text on the wire), or EBUSY / the leader's error. */
+static void
+coord_forwarded(struct coord_req *q, int rc, const struct msg *reply)
+{
+    struct fsm_result res;
+
+    if (rc != CADRE_OK || reply->kind != MSG_COORD_REPLY) {
+        q->done(q->done_arg,
+                rc == CADRE_OK && reply->kind == MSG_ERROR
+                    ? (int)reply->u.error.code
+                    : CADRE_EBUSY,
+                NULL);
+        return;
+    }
+    memset(&res, 0, sizeof(res));
+    res.code = reply->u.coord_reply.code;
+    res.token = reply->u.coord_reply.token;
+    res.retry_after_ms = reply->u.coord_reply.retry_after_ms;
+    res.count = reply->u.coord_reply.count;
+    if (reply->u.coord_reply.holder != NULL) {
+        snprintf(res.holder, sizeof(res.holder), "%s",
+                 reply->u.coord_reply.holder);
+        res.holder_len = (uint16_t)strlen(res.holder);
+    }
+    q->done(q->done_arg, CADRE_OK, &res);
+}
 
 static void
 coord_forward_cb(void *arg, void *turn, const char *node_id, int rc,
@@ -242,6 +291,11 @@ coord_forward_cb(void *arg, void *turn, const char *node_id, int rc,
     char              why[512];
 
     (void)turn;
+    if (q->done != NULL) {
+        coord_forwarded(q, rc, reply);
+        coord_release(co, q);
+        return;
+    }
     if (q->req == NULL) {
         coord_release(co, q);
         return;
@@ -293,7 +347,7 @@ coord_forward(struct coord *co, struct coord_req *q, const struct msg *m)
     if (rc == CADRE_OK)
         return;
     coord_forward_why(rc, q->leader, why, sizeof(why));
-    coord_send_error(co, q->req, q->role, q->request_id, CADRE_EBUSY, why);
+    coord_fail(co, q, CADRE_EBUSY, why);
     coord_release(co, q);
 }
 
@@ -338,7 +392,7 @@ coord_handle(struct coord *co, struct api_req *r, int role, const struct msg *m,
     char              why[256], leader[LEADER_ID_MAX];
     int               route;
 
-    if (coord_check(&m->u.coord, &c, why, sizeof(why)) != CADRE_OK) {
+    if (coord_check(&m->u.coord, from_peer, &c, why, sizeof(why)) != CADRE_OK) {
         coord_send_error(co, r, role, m->request_id, CADRE_EINVAL, why);
         return;
     }
@@ -375,6 +429,44 @@ coord_handle(struct coord *co, struct api_req *r, int role, const struct msg *m,
     }
 }
 
+int
+coord_submit(struct coord *co, const struct fsm_cmd *c, coord_done_cb done,
+             void *arg)
+{
+    struct msg        m = {.kind = MSG_COORD};
+    struct fsm_cmd    cmd = *c;
+    struct coord_req *q;
+    char              why[256], leader[LEADER_ID_MAX];
+    int               route;
+
+    if (co->cfg.leader == NULL)
+        return CADRE_ECONFIG;
+    if (co->closed)
+        return CADRE_ESTOPPING;
+    if (co->held_n >= co->cfg.inflight_max)
+        return CADRE_EBUSY;
+    route = coord_route(co, 0, leader, why, sizeof(why));
+    if (route == 0)
+        return CADRE_EBUSY;
+    m.u.coord = (struct msg_coord){.kind = c->kind,
+                                   .key = c->key,
+                                   .owner = c->owner,
+                                   .ttl_ms = c->ttl_ms,
+                                   .limit = c->limit,
+                                   .per_ms = c->per_ms};
+    if ((q = coord_hold(co, NULL, 0, &m)) == NULL)
+        return CADRE_ENOMEM;
+    q->done = done;
+    q->done_arg = arg;
+    if (route == 1) {
+        coord_propose(co, q, &cmd);
+    } else {
+        snprintf(q->leader, sizeof(q->leader), "%s", leader);
+        coord_forward(co, q, &m);
+    }
+    return CADRE_OK;
+}
+
 /* ---- life cycle --------------------------------------------------------- */
 
 void
@@ -384,6 +476,10 @@ coord_close(struct coord *co)
         return;
     co->closed = 1;
     for (struct coord_req *q = co->held; q != NULL; q = q->next) {
+        if (q->done != NULL) {
+            q->done(q->done_arg, CADRE_ESTOPPING, NULL);
+            q->done = NULL;
+        }
         if (q->req == NULL)
             continue;
         coord_send_error(co, q->req, q->role, q->request_id, CADRE_ESTOPPING,

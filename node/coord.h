@@ -51,6 +51,22 @@ int coord_new(const struct coord_config *cfg, struct coord **out);
 void coord_handle(struct coord *co, struct api_req *r, int role,
                   const struct msg *m, int from_peer);
 
+/* The answer to a coord_submit: rc CADRE_OK and res the FSM's result
+ * (valid during the call); or rc an error (CADRE_EBUSY: no leader, the
+ * leadership lost while proposing, the forward failed: the command may or
+ * may not have applied; CADRE_ESTOPPING: the node closes) and res NULL. */
+typedef void (*coord_done_cb)(void *arg, int rc, const struct fsm_result *res);
+
+/* Submits a command of this node's own (unique jobs' keys): proposed here
+ * if this node is the ready leader, else forwarded to the leader like a
+ * Coord. c's strings must be NUL-terminated (a forward sends them as
+ * text); c is read during the call only. Returns CADRE_ECONFIG (no
+ * --voters), CADRE_EBUSY (no leader reachable now, too many in flight),
+ * CADRE_ESTOPPING, CADRE_ENOMEM, and then never calls done; or CADRE_OK
+ * and calls done exactly once, later (also from coord_close). */
+int coord_submit(struct coord *co, const struct fsm_cmd *c, coord_done_cb done,
+                 void *arg);
+
 /* Answers every request still held with CADRE_ESTOPPING; callbacks that
  * come later (proposals failing as the leader closes) find nothing to
  * answer. Call before the api and peer sockets close. Idempotent. */
