@@ -82,9 +82,44 @@ intake_job_view(const struct intake *n, const struct msg_new_job *j,
     }
 }
 
+/* The checks a whole dispatch must pass before anything is stored. */
+static int
+intake_precheck(const struct intake *n, const struct msg_dispatch *d, char *why,
+                size_t why_len)
+{
+    int rc = CADRE_OK;
+
+    if (n->stopping) {
+        rc = CADRE_ESTOPPING;
+        snprintf(why, why_len, "node is stopping; dispatch elsewhere");
+    } else if (d->jobs_n == 0 || d->jobs_n > INTAKE_MAX_JOBS_PER_REQUEST) {
+        rc = CADRE_EINVAL;
+        snprintf(why, why_len, "a dispatch carries 1 to %d jobs, not %zu",
+                 INTAKE_MAX_JOBS_PER_REQUEST, d->jobs_n);
+    }
+    for (size_t i = 0; rc == CADRE_OK && i < d->jobs_n; i++)
+        rc = intake_check_job(n, &d->jobs[i], i, why, why_len);
+    return rc;
+}
+
+int
+intake_dispatch_ok(const struct intake *n, const struct msg *m)
+{
+    char why[CD_ERR_MSG_MAX];
+
+    return intake_precheck(n, &m->u.dispatch, why, sizeof(why)) == CADRE_OK;
+}
+
 void
 intake_dispatch(const struct intake *n, struct turn *t, struct api_req *r,
                 int role, const struct msg *m)
+{
+    intake_dispatch_v(n, t, r, role, m, NULL);
+}
+
+void
+intake_dispatch_v(const struct intake *n, struct turn *t, struct api_req *r,
+                  int role, const struct msg *m, const struct uniq_verdict *v)
 {
     const struct msg_dispatch *d = &m->u.dispatch;
     struct msg                 reply = {.request_id = m->request_id,
@@ -93,18 +128,8 @@ intake_dispatch(const struct intake *n, struct turn *t, struct api_req *r,
     uint8_t                   *dup = NULL;
     char                       why[CD_ERR_MSG_MAX];
     cd_err                     err;
-    int                        rc = CADRE_OK;
+    int                        rc = intake_precheck(n, d, why, sizeof(why));
 
-    if (n->stopping) {
-        rc = CADRE_ESTOPPING;
-        snprintf(why, sizeof(why), "node is stopping; dispatch elsewhere");
-    } else if (d->jobs_n == 0 || d->jobs_n > INTAKE_MAX_JOBS_PER_REQUEST) {
-        rc = CADRE_EINVAL;
-        snprintf(why, sizeof(why), "a dispatch carries 1 to %d jobs, not %zu",
-                 INTAKE_MAX_JOBS_PER_REQUEST, d->jobs_n);
-    }
-    for (size_t i = 0; rc == CADRE_OK && i < d->jobs_n; i++)
-        rc = intake_check_job(n, &d->jobs[i], i, why, sizeof(why));
     if (rc == CADRE_OK) {
         ids = cd_calloc(d->jobs_n, sizeof(*ids));
         dup = cd_calloc(d->jobs_n, 1);
@@ -118,6 +143,11 @@ intake_dispatch(const struct intake *n, struct turn *t, struct api_req *r,
         char             unique_key[INTAKE_TASK_MAX + INTAKE_UNIQUE_MAX + 2];
         int              is_dup = 0;
 
+        if (v != NULL && v[i].held) { /* the key is another job's, anywhere */
+            ids[i] = v[i].holder;
+            dup[i] = 1;
+            continue;
+        }
         intake_job_view(n, &d->jobs[i], t->now_ms, unique_key,
                         sizeof(unique_key), &job);
         rc = store_job_add(t->txn, &job, t->now_ms, &is_dup, &err);

@@ -32,6 +32,7 @@
 #include "node/steal.h"
 #include "node/tls.h"
 #include "node/turn.h"
+#include "node/uniq.h"
 #include "node/waits.h"
 #include "proto/replay.h"
 #include "proto/wire.h"
@@ -79,6 +80,7 @@ struct node {
     struct pool              *pool;
     struct leader            *leader;    /* NULL without --voters */
     struct scheduler         *scheduler; /* the config's schedules */
+    struct uniq              *uniq;      /* unique jobs' keys at the leader */
     struct coord             *coord;     /* locks, throttles, funnels */
     char                      leader_id[LEADER_ID_MAX];   /* for heartbeats */
     char                      leader_seen[LEADER_ID_MAX]; /* last event */
@@ -544,6 +546,10 @@ node_handle(struct node *n, struct turn *t, struct api_req *r)
         turn_defer(t, r, hdr.role, m.request_id);
         break;
     case MSG_DISPATCH:
+        if (uniq_wanted(n->uniq, &m) && intake_dispatch_ok(&in, &m)) {
+            uniq_park(n->uniq, r, hdr.role, &m); /* m moves */
+            return;
+        }
         intake_dispatch(&in, t, r, hdr.role, &m);
         break;
     case MSG_FETCH:
@@ -672,6 +678,53 @@ node_publish(struct node *n, const struct turn *t)
     }
 }
 
+/* Dispatches of unique jobs whose keys the leader answered: stored now,
+ * or refused as a whole when no leader answered. */
+static void
+node_unique_ready(struct node *n, struct turn *t)
+{
+    struct intake       in = node_intake(n);
+    struct uniq_parked *p;
+
+    while ((p = uniq_take_ready(n->uniq)) != NULL) {
+        if (p->rc != CADRE_OK) {
+            turn_seal_error(&n->sealer, p->req, p->role, p->m.request_id, p->rc,
+                            p->why);
+            turn_defer(t, p->req, p->role, p->m.request_id);
+        } else {
+            intake_dispatch_v(&in, t, p->req, p->role, &p->m, p->verdict);
+        }
+        uniq_parked_free(p);
+    }
+}
+
+/* After a committed turn: unique jobs that reached their final state, or
+ * started with unique_until_processing, give their cluster-wide keys
+ * back. */
+static void
+node_unique_release(struct node *n, const struct turn *t)
+{
+    store_txn *txn = NULL;
+    cd_err     err;
+
+    for (size_t i = 0; i < t->finished_n; i++)
+        uniq_release(n->uniq, &t->finished[i]);
+    for (size_t i = 0; i < t->events_n; i++) {
+        struct store_job job;
+
+        if (t->events[i].kind != MSG_EVENT_STARTED)
+            continue;
+        if (txn == NULL && store_txn_begin(n->store, 1, &txn, &err) != CADRE_OK)
+            return;
+        if (store_job_get(txn, &t->events[i].id, &job, &err) != CADRE_OK)
+            continue;
+        if (job.unique_until_processing)
+            uniq_release(n->uniq, &job);
+        store_job_fini(&job);
+    }
+    store_txn_abort(txn);
+}
+
 /* Idle workers and nothing ready here for them: ask a loaded peer. */
 static void
 node_maybe_steal(struct node *n)
@@ -706,14 +759,16 @@ node_turn(struct node *n, struct api_req *list)
         return;
     }
     turn_init(&t, n->store, txn, cd_now_ms());
-    t.keep_finished = !waits_empty(n->waits) || steal_wants_finished(n->steal);
-    t.keep_events = n->events != NULL;
+    t.keep_finished = !waits_empty(n->waits) ||
+                      steal_wants_finished(n->steal) || n->uniq != NULL;
+    t.keep_events = n->events != NULL || n->uniq != NULL;
     node_closed_pipes(n);
     cluster_poll(n->cluster, &t); /* heartbeats; replies of peers */
     for (struct api_req *r = list, *next; r != NULL; r = next) {
         next = r->next;
         node_handle(n, &t, r);
     }
+    node_unique_ready(n, &t);
     node_timed_work(n, &t);
     if (!n->stopping)
         scheduler_turn(n->scheduler, &t);
@@ -744,8 +799,10 @@ node_turn(struct node *n, struct api_req *list)
     scheduler_committed(n->scheduler, ok);
     if (ok && t.finished_n > 0)
         waits_notify(n->waits, &t, &n->sealer);
-    if (ok)
+    if (ok && n->events != NULL)
         node_publish(n, &t);
+    if (ok && n->uniq != NULL)
+        node_unique_release(n, &t);
     if (ok && n->steal != NULL)
         steal_send_home(n->steal, &t); /* after the waiters: moves jobs */
     turn_fini(&t);
@@ -873,8 +930,10 @@ node_tick_cb(uv_timer_t *h)
         mono >= n->next_fetch_mono_ms ||
         mono >= n->last_prune_mono_ms + NODE_PRUNE_EVERY_MS ||
         (n->runs != NULL && mono >= runs_next_mono_ms(n->runs)) ||
-        (!n->stopping && scheduler_wants_turn(n->scheduler, now)))
+        (!n->stopping && scheduler_wants_turn(n->scheduler, now)) ||
+        uniq_wants_turn(n->uniq, mono))
         node_turn(n, NULL);
+    uniq_tick(n->uniq, mono);
     waits_expire(n->waits, &n->sealer, mono, 0);
     node_leader_watch(n);
     if (n->cfg->sync == STORE_SYNC_OFF &&
@@ -1219,6 +1278,8 @@ node_open(struct node *n, cd_err *err)
                                          .sealer = &n->sealer},
                   &n->coord) != CADRE_OK)
         return cd_err_set(err, CADRE_ENOMEM, "out of memory");
+    if (n->leader != NULL && uniq_new(n->coord, &n->uniq) != CADRE_OK)
+        return cd_err_set(err, CADRE_ENOMEM, "out of memory");
     if ((rc = node_open_scheduler(n, err)) != CADRE_OK)
         return rc;
     return node_start_pool(n, err);
@@ -1243,7 +1304,8 @@ node_close(struct node *n)
         uv_close((uv_handle_t *)&n->tick, NULL);
         uv_close((uv_handle_t *)&n->sigterm, NULL);
         uv_close((uv_handle_t *)&n->sigint, NULL);
-        coord_close(n->coord);
+        coord_close(n->coord); /* answers uniq's asks: */
+        uniq_close(n->uniq);   /* their requests go before the socket */
         api_close(n->api);
         leader_close(n->leader);
         n->leader = NULL;
@@ -1256,6 +1318,7 @@ node_close(struct node *n)
         pool_close(n->pool);
     }
     uv_run(&n->loop, UV_RUN_DEFAULT); /* close callbacks */
+    uniq_free(n->uniq);   /* before coord: its last callbacks came */
     coord_free(n->coord); /* the leader and cluster call back no more */
     scheduler_close(n->scheduler);
     dispatch_free(n->dispatch);
