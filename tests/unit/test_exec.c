@@ -26,6 +26,10 @@ struct run {
     uint64_t       ms;
 };
 
+/* A scheduled job's name and slot for run_cmd (NULL: not scheduled). */
+static const char *run_schedule;
+static int64_t     run_slot;
+
 static void
 run_cmd(struct run *r, const char *cmd, const void *payload, size_t len,
         uint64_t timeout_ms)
@@ -45,6 +49,8 @@ run_cmd(struct run *r, const char *cmd, const void *payload, size_t len,
     r->job.payload.len = len;
     r->job.lease = 42;
     r->job.timeout_ms = timeout_ms;
+    r->job.schedule = run_schedule;
+    r->job.slot_s = run_slot;
     handler_registry_init(&reg);
     cd_err_clear(&err);
     if (exec_add(&reg, "t", cmd, &err) != CADRE_OK) {
@@ -191,6 +197,40 @@ TEST(exec_job_variables)
     unsetenv("CADRE_TASK");
     CHECK_EQ(r.t.kind, MSG_OUTCOME_DONE);
     CHECK_STR(r.result, "10111213-1415-1617-1819-1a1b1c1d1e1f|t|emails|3");
+    task_fini(&r.t);
+}
+
+/* A scheduled job: CADRE_SCHEDULE and CADRE_SLOT, and the plugin view
+ * (cadre_task_schedule); an unscheduled one sees neither, even when the
+ * worker's own environment has stale values. */
+TEST(exec_schedule_variables)
+{
+    struct run r;
+    int64_t    slot = -1;
+
+    run_schedule = "nightly";
+    run_slot = 1700000000;
+    run_cmd(&r, "printf '%s|%s' \"$CADRE_SCHEDULE\" \"$CADRE_SLOT\"", NULL, 0,
+            0);
+    CHECK_EQ(r.t.kind, MSG_OUTCOME_DONE);
+    CHECK_STR(r.result, "nightly|1700000000");
+    CHECK_STR(cadre_task_schedule(&r.t, &slot), "nightly");
+    CHECK_EQ(slot, 1700000000);
+    task_fini(&r.t);
+    run_schedule = NULL;
+    run_slot = 0;
+    setenv("CADRE_SCHEDULE", "stale", 1);
+    setenv("CADRE_SLOT", "1", 1);
+    run_cmd(&r,
+            "printf '%s|%s|%s' \"${CADRE_SCHEDULE-unset}\" "
+            "\"${CADRE_SLOT-unset}\" \"$CADRE_TASK\"",
+            NULL, 0, 0);
+    unsetenv("CADRE_SCHEDULE");
+    unsetenv("CADRE_SLOT");
+    CHECK_STR(r.result, "unset|unset|t");
+    slot = -1;
+    CHECK(cadre_task_schedule(&r.t, &slot) == NULL);
+    CHECK_EQ(slot, 0);
     task_fini(&r.t);
 }
 
@@ -373,7 +413,7 @@ main(void)
             T(exec_payload_on_stdin),
             T(exec_nonzero_exit_is_error_with_stderr_tail),
             T(exec_long_stderr_keeps_its_tail), T(exec_job_variables),
-            T(exec_timeout_kills_the_process_group),
+            T(exec_schedule_variables), T(exec_timeout_kills_the_process_group),
             T(exec_child_ignoring_stdin_does_not_deadlock),
             T(exec_background_child_holding_stdout_does_not_hang),
             T(exec_no_descriptor_leaks),
