@@ -356,6 +356,14 @@ client_opts_view(const cadre_job_opts *o, struct msg_job_opts *v)
     v->unique_id = o->unique_id;
     v->unique_for_ms = o->unique_for_ms;
     v->unique_until_processing = o->unique_until_processing;
+    v->mw = (struct msg_middleware){.rate_key = o->rate_limited,
+                                    .rate_limit = o->rate_limit,
+                                    .rate_per_ms = o->rate_per_ms,
+                                    .overlap_key = o->without_overlapping,
+                                    .overlap_ttl_ms = o->overlap_ttl_ms,
+                                    .exc_key = o->throttles_exceptions,
+                                    .exc_limit = o->exc_limit,
+                                    .exc_per_ms = o->exc_per_ms};
 }
 
 /* The ids the node reports (for a unique job already pending: that job's)

@@ -247,6 +247,22 @@ dispatch_apply(struct dispatch *d, struct turn *t, const struct msg_outcome *o,
     return rc;
 }
 
+/* A job's middleware as the worker receives it (borrows job's keys). */
+static struct msg_middleware
+dispatch_mw_view(const struct store_mw *mw)
+{
+    struct msg_middleware v = {.rate_key = mw->rate_key,
+                               .rate_limit = mw->rate_limit,
+                               .rate_per_ms = mw->rate_per_ms,
+                               .overlap_key = mw->overlap_key,
+                               .overlap_ttl_ms = mw->overlap_ttl_ms,
+                               .exc_key = mw->exc_key,
+                               .exc_limit = mw->exc_limit,
+                               .exc_per_ms = mw->exc_per_ms};
+
+    return v;
+}
+
 /* How long a reservation of job lasts without a heartbeat. */
 static uint64_t
 dispatch_lease_ms(const struct dispatch *d, const struct store_job *job)
@@ -339,7 +355,8 @@ dispatch_serve(struct dispatch *d, struct turn *t, struct turn_sealer *s,
                              .lease = jobs[i].lease,
                              .lease_ms = dispatch_lease_ms(d, &jobs[i]),
                              .schedule = jobs[i].schedule,
-                             .slot_s = jobs[i].slot_s};
+                             .slot_s = jobs[i].slot_s,
+                             .mw = dispatch_mw_view(&jobs[i].opts.mw)};
     reply.u.jobs.jobs = mj;
     reply.u.jobs.jobs_n = src_n + n;
     if (turn_seal(s, r, role, &reply) != CADRE_OK) {

@@ -14,6 +14,42 @@
 #define INTAKE_UNIQUE_MAX 200 /* with the task, a key fits LMDB's 511 bytes */
 
 static int
+intake_mw_key_set(const char *key)
+{
+    return key != NULL && key[0] != '\0';
+}
+
+/* The middleware's parts are whole: a key with its limits. 1 if so, else
+ * 0 with why. The worker runs it (worker/mw.h). */
+static int
+intake_check_mw(const struct msg_middleware *mw, size_t i, char *why,
+                size_t why_len)
+{
+    const char *keys[] = {mw->rate_key, mw->overlap_key, mw->exc_key};
+
+    for (size_t k = 0; k < 3; k++)
+        if (intake_mw_key_set(keys[k]) && strlen(keys[k]) > MSG_MW_KEY_MAX) {
+            snprintf(why, why_len,
+                     "job %zu: a middleware key is longer than %d bytes", i,
+                     MSG_MW_KEY_MAX);
+            return 0;
+        }
+    if (intake_mw_key_set(mw->rate_key) &&
+        (mw->rate_limit == 0 || mw->rate_per_ms == 0)) {
+        snprintf(why, why_len,
+                 "job %zu: rate_limited needs a limit and a window", i);
+        return 0;
+    }
+    if (intake_mw_key_set(mw->exc_key) &&
+        (mw->exc_limit == 0 || mw->exc_per_ms == 0)) {
+        snprintf(why, why_len,
+                 "job %zu: throttles_exceptions needs a limit and a window", i);
+        return 0;
+    }
+    return 1;
+}
+
+static int
 intake_check_job(const struct intake *n, const struct msg_new_job *j, size_t i,
                  char *why, size_t why_len)
 {
@@ -43,7 +79,7 @@ intake_check_job(const struct intake *n, const struct msg_new_job *j, size_t i,
                  "(%llu), or a running job would be handed out twice",
                  i, (unsigned long long)o->timeout_ms,
                  (unsigned long long)retry_after);
-    else
+    else if (intake_check_mw(&o->mw, i, why, why_len))
         return CADRE_OK;
     return j->payload.len > n->cfg->max_payload ? CADRE_ETOOBIG : CADRE_EINVAL;
 }
@@ -71,6 +107,14 @@ intake_job_view(const struct intake *n, const struct msg_new_job *j,
     job->opts.max_exceptions = o->max_exceptions;
     job->opts.timeout_ms = o->timeout_ms;
     job->opts.retry_after_ms = o->retry_after_ms;
+    job->opts.mw = (struct store_mw){.rate_key = (char *)o->mw.rate_key,
+                                     .rate_limit = o->mw.rate_limit,
+                                     .rate_per_ms = o->mw.rate_per_ms,
+                                     .overlap_key = (char *)o->mw.overlap_key,
+                                     .overlap_ttl_ms = o->mw.overlap_ttl_ms,
+                                     .exc_key = (char *)o->mw.exc_key,
+                                     .exc_limit = o->mw.exc_limit,
+                                     .exc_per_ms = o->mw.exc_per_ms};
     job->created_at_ms = now_ms;
     job->available_at_ms = o->run_at_ms ? o->run_at_ms : now_ms + o->delay_ms;
     if (o->unique_id != NULL && o->unique_id[0] != '\0') {

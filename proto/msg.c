@@ -118,10 +118,11 @@ msg_varint_put(uint8_t *p, uint64_t v)
  * names, backoff seconds) are borrowed whole. */
 union msg_chunk {
     struct {
-        Cadre__Dispatch   d;
-        Cadre__NewJob    *p[MSG_CHUNK];
-        Cadre__NewJob     j[MSG_CHUNK];
-        Cadre__JobOptions o[MSG_CHUNK];
+        Cadre__Dispatch      d;
+        Cadre__NewJob       *p[MSG_CHUNK];
+        Cadre__NewJob        j[MSG_CHUNK];
+        Cadre__JobOptions    o[MSG_CHUNK];
+        Cadre__JobMiddleware mw[MSG_CHUNK];
     } dispatch;
     struct {
         Cadre__DispatchReply r;
@@ -136,9 +137,10 @@ union msg_chunk {
         Cadre__Touch    t[MSG_TOUCH_MAX];
     } fetch;
     struct {
-        Cadre__Jobs js;
-        Cadre__Job *p[MSG_CHUNK];
-        Cadre__Job  j[MSG_CHUNK];
+        Cadre__Jobs          js;
+        Cadre__Job          *p[MSG_CHUNK];
+        Cadre__Job           j[MSG_CHUNK];
+        Cadre__JobMiddleware mw[MSG_CHUNK];
     } jobs;
     struct {
         Cadre__Wait         w;
@@ -353,9 +355,45 @@ msg_body_field(enum msg_kind kind)
     }
 }
 
+/* in as pb in caller storage, or NULL when it declares nothing (so a job
+ * without middleware encodes as before). */
+static Cadre__JobMiddleware *
+msg_mw_build(Cadre__JobMiddleware *pb, const struct msg_middleware *in)
+{
+    if ((in->rate_key == NULL || in->rate_key[0] == '\0') &&
+        (in->overlap_key == NULL || in->overlap_key[0] == '\0') &&
+        (in->exc_key == NULL || in->exc_key[0] == '\0'))
+        return NULL;
+    cadre__job_middleware__init(pb);
+    pb->rate_key = msg_str(in->rate_key);
+    pb->rate_limit = in->rate_limit;
+    pb->rate_per_ms = in->rate_per_ms;
+    pb->overlap_key = msg_str(in->overlap_key);
+    pb->overlap_ttl_ms = in->overlap_ttl_ms;
+    pb->exc_key = msg_str(in->exc_key);
+    pb->exc_limit = in->exc_limit;
+    pb->exc_per_ms = in->exc_per_ms;
+    return pb;
+}
+
+static void
+msg_mw_get(const Cadre__JobMiddleware *pb, struct msg_middleware *out)
+{
+    if (pb == NULL)
+        return;
+    out->rate_key = pb->rate_key;
+    out->rate_limit = pb->rate_limit;
+    out->rate_per_ms = pb->rate_per_ms;
+    out->overlap_key = pb->overlap_key;
+    out->overlap_ttl_ms = pb->overlap_ttl_ms;
+    out->exc_key = pb->exc_key;
+    out->exc_limit = pb->exc_limit;
+    out->exc_per_ms = pb->exc_per_ms;
+}
+
 static int
 msg_new_job_build(Cadre__NewJob *j, Cadre__JobOptions *o,
-                  const struct msg_new_job *in)
+                  Cadre__JobMiddleware *mw, const struct msg_new_job *in)
 {
     const struct msg_job_opts *io = &in->opts;
 
@@ -380,6 +418,7 @@ msg_new_job_build(Cadre__NewJob *j, Cadre__JobOptions *o,
     o->unique_id = msg_str(io->unique_id);
     o->unique_for_ms = io->unique_for_ms;
     o->unique_until_processing = io->unique_until_processing != 0;
+    o->middleware = msg_mw_build(mw, &io->mw);
     j->opts = o;
     return 0;
 }
@@ -402,7 +441,7 @@ msg_outcome_build(Cadre__Outcome *o, const struct msg_outcome *in)
 }
 
 static int
-msg_job_build(Cadre__Job *j, const struct msg_job *in)
+msg_job_build(Cadre__Job *j, Cadre__JobMiddleware *mw, const struct msg_job *in)
 {
     if (!msg_bytes_ok(&in->payload))
         return -1;
@@ -417,6 +456,7 @@ msg_job_build(Cadre__Job *j, const struct msg_job *in)
     j->lease_ms = in->lease_ms;
     j->schedule = msg_str(in->schedule);
     j->slot = in->slot_s;
+    j->middleware = msg_mw_build(mw, &in->mw);
     return 0;
 }
 
@@ -882,7 +922,7 @@ msg_chunk_build(const struct msg *m, size_t *pos, union msg_chunk *c)
         cadre__dispatch__init(&c->dispatch.d);
         for (size_t i = 0; i < k; i++) {
             if (msg_new_job_build(&c->dispatch.j[i], &c->dispatch.o[i],
-                                  &d->jobs[start + i]) != 0)
+                                  &c->dispatch.mw[i], &d->jobs[start + i]) != 0)
                 return NULL;
             c->dispatch.p[i] = &c->dispatch.j[i];
         }
@@ -955,7 +995,8 @@ msg_chunk_build(const struct msg *m, size_t *pos, union msg_chunk *c)
             return NULL;
         cadre__jobs__init(&c->jobs.js);
         for (size_t i = 0; i < k; i++) {
-            if (msg_job_build(&c->jobs.j[i], &j->jobs[start + i]) != 0)
+            if (msg_job_build(&c->jobs.j[i], &c->jobs.mw[i],
+                              &j->jobs[start + i]) != 0)
                 return NULL;
             c->jobs.p[i] = &c->jobs.j[i];
         }
@@ -1270,6 +1311,7 @@ msg_dispatch_get(const Cadre__Dispatch *in, struct msg_dispatch *out)
             jobs[i].opts.unique_for_ms = o->unique_for_ms;
             jobs[i].opts.unique_until_processing =
                 o->unique_until_processing != 0;
+            msg_mw_get(o->middleware, &jobs[i].opts.mw);
         }
     }
     out->jobs = jobs;
@@ -1387,6 +1429,7 @@ msg_jobs_get(const Cadre__Jobs *in, struct msg_jobs *out)
         jobs[i].lease_ms = j->lease_ms;
         jobs[i].schedule = j->schedule;
         jobs[i].slot_s = j->slot;
+        msg_mw_get(j->middleware, &jobs[i].mw);
     }
     out->jobs = jobs;
     out->jobs_n = in->n_jobs;

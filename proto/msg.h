@@ -15,20 +15,35 @@ typedef struct msg_bytes {
     size_t         len;
 } msg_bytes;
 
+/* Job middleware (cadre.proto JobMiddleware), run by the worker around the
+ * handler (worker/mw.h). A NULL or "" key turns its part off. */
+#define MSG_MW_KEY_MAX 190 /* a middleware key, leaving room for prefixes */
+struct msg_middleware {
+    const char *rate_key;
+    uint32_t    rate_limit;
+    uint64_t    rate_per_ms;
+    const char *overlap_key;
+    uint64_t    overlap_ttl_ms; /* 0: timeout + 5 s, or 10 min */
+    const char *exc_key;
+    uint32_t    exc_limit;
+    uint64_t    exc_per_ms;
+};
+
 struct msg_job_opts {
-    const char     *queue; /* NULL or "" means "default" */
-    uint64_t        delay_ms;
-    uint64_t        run_at_ms;
-    uint32_t        tries;
-    const uint32_t *backoff_s;
-    size_t          backoff_n;
-    uint64_t        retry_until_ms;
-    uint32_t        max_exceptions;
-    uint64_t        timeout_ms;
-    uint64_t        retry_after_ms;
-    const char     *unique_id; /* NULL or "": not unique */
-    uint64_t        unique_for_ms;
-    int             unique_until_processing;
+    const char           *queue; /* NULL or "" means "default" */
+    uint64_t              delay_ms;
+    uint64_t              run_at_ms;
+    uint32_t              tries;
+    const uint32_t       *backoff_s;
+    size_t                backoff_n;
+    uint64_t              retry_until_ms;
+    uint32_t              max_exceptions;
+    uint64_t              timeout_ms;
+    uint64_t              retry_after_ms;
+    const char           *unique_id; /* NULL or "": not unique */
+    uint64_t              unique_for_ms;
+    int                   unique_until_processing;
+    struct msg_middleware mw;
 };
 
 struct msg_new_job {
@@ -60,6 +75,7 @@ struct msg_job {
     uint64_t     lease_ms; /* the lease lasts this long unless touched */
     const char  *schedule; /* NULL or "": not a scheduled job */
     int64_t      slot_s;
+    struct msg_middleware mw;
 };
 
 /* A heartbeat for a running job: extend its lease (at most

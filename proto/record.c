@@ -50,10 +50,52 @@ record_str(const char *s)
     return (char *)(s != NULL ? s : "");
 }
 
-/* Fills m and o (caller storage) so that m describes r; borrows r's data. */
+/* The middleware of r into mw (caller storage); NULL when it declares
+ * none, so records without it are as before. */
+static Cadre__JobMiddleware *
+record_mw_to_pb(const struct record_job *r, Cadre__JobMiddleware *mw)
+{
+    const struct msg_middleware *in = &r->mw;
+
+    if ((in->rate_key == NULL || in->rate_key[0] == '\0') &&
+        (in->overlap_key == NULL || in->overlap_key[0] == '\0') &&
+        (in->exc_key == NULL || in->exc_key[0] == '\0'))
+        return NULL;
+    cadre__job_middleware__init(mw);
+    mw->rate_key = record_str(in->rate_key);
+    mw->rate_limit = in->rate_limit;
+    mw->rate_per_ms = in->rate_per_ms;
+    mw->overlap_key = record_str(in->overlap_key);
+    mw->overlap_ttl_ms = in->overlap_ttl_ms;
+    mw->exc_key = record_str(in->exc_key);
+    mw->exc_limit = in->exc_limit;
+    mw->exc_per_ms = in->exc_per_ms;
+    return mw;
+}
+
+static void
+record_mw_get(const Cadre__JobOptions *o, struct msg_middleware *out)
+{
+    const Cadre__JobMiddleware *mw = o != NULL ? o->middleware : NULL;
+
+    out->rate_key = out->overlap_key = out->exc_key = "";
+    if (mw == NULL)
+        return;
+    out->rate_key = mw->rate_key;
+    out->rate_limit = mw->rate_limit;
+    out->rate_per_ms = mw->rate_per_ms;
+    out->overlap_key = mw->overlap_key;
+    out->overlap_ttl_ms = mw->overlap_ttl_ms;
+    out->exc_key = mw->exc_key;
+    out->exc_limit = mw->exc_limit;
+    out->exc_per_ms = mw->exc_per_ms;
+}
+
+/* Fills m, o and mw (caller storage) so that m describes r; borrows r's
+ * data. */
 static void
 record_to_pb(const struct record_job *r, Cadre__JobRecord *m,
-             Cadre__JobOptions *o)
+             Cadre__JobOptions *o, Cadre__JobMiddleware *mw)
 {
     cadre__job_options__init(o);
     o->queue = record_str(r->queue);
@@ -64,6 +106,7 @@ record_to_pb(const struct record_job *r, Cadre__JobRecord *m,
     o->max_exceptions = r->max_exceptions;
     o->timeout_ms = r->timeout_ms;
     o->retry_after_ms = r->retry_after_ms;
+    o->middleware = record_mw_to_pb(r, mw);
 
     cadre__job_record__init(m);
     m->id.data = (uint8_t *)r->id.b;
@@ -97,20 +140,22 @@ record_to_pb(const struct record_job *r, Cadre__JobRecord *m,
 size_t
 record_job_size(const struct record_job *r)
 {
-    Cadre__JobRecord  m;
-    Cadre__JobOptions o;
+    Cadre__JobRecord     m;
+    Cadre__JobOptions    o;
+    Cadre__JobMiddleware mw;
 
-    record_to_pb(r, &m, &o);
+    record_to_pb(r, &m, &o, &mw);
     return cadre__job_record__get_packed_size(&m);
 }
 
 size_t
 record_job_pack(const struct record_job *r, uint8_t *out)
 {
-    Cadre__JobRecord  m;
-    Cadre__JobOptions o;
+    Cadre__JobRecord     m;
+    Cadre__JobOptions    o;
+    Cadre__JobMiddleware mw;
 
-    record_to_pb(r, &m, &o);
+    record_to_pb(r, &m, &o, &mw);
     return cadre__job_record__pack(&m, out);
 }
 
@@ -175,6 +220,7 @@ record_job_unpack(const uint8_t *data, size_t len, struct record_job *out,
     out->origin = m->origin;
     out->schedule = m->schedule;
     out->slot_s = m->slot;
+    record_mw_get(o, &out->mw);
     out->owner_ = m;
     return CADRE_OK;
 }

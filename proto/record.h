@@ -11,45 +11,47 @@
 
 #include "cadre/cadre.h"
 #include "common/err.h"
+#include "proto/msg.h"
 
 /* One job record. For encoding, every pointer is borrowed from the caller
  * (NULL strings encode as empty, NULL arrays need a zero length). A decoded
  * record borrows its pointers from the decoder's allocation (owner_) and is
  * released with record_job_free; its strings are never NULL. */
 struct record_job {
-    cadre_job_id    id;
-    const char     *task;
-    const char     *queue;
-    const uint8_t  *payload;
-    size_t          payload_len;
-    uint32_t        tries;
-    const uint32_t *backoff_s;
-    size_t          backoff_n;
-    uint64_t        retry_until_ms;
-    uint32_t        max_exceptions;
-    uint64_t        timeout_ms;
-    uint64_t        retry_after_ms;
-    uint32_t        state; /* enum store_job_state */
-    uint32_t        attempts;
-    uint32_t        exceptions;
-    uint64_t        seq;
-    uint64_t        created_at_ms;
-    uint64_t        available_at_ms;
-    uint64_t        reserved_until_ms;
-    uint64_t        lease;
-    uint64_t        finished_at_ms;
-    const char     *error_type;
-    const char     *error;
-    const uint8_t  *result;
-    size_t          result_len;
-    const char     *unique_key; /* "" or NULL: not a unique job */
-    uint64_t        unique_until_ms;
-    int             unique_until_processing;
-    const char     *lent_to;  /* "" or NULL: not lent to another node */
-    const char     *origin;   /* node dispatched to; "" or NULL: this one */
-    const char     *schedule; /* "" or NULL: not fired by a schedule */
-    int64_t         slot_s;
-    void           *owner_; /* decoded: the allocation borrowed from */
+    cadre_job_id          id;
+    const char           *task;
+    const char           *queue;
+    const uint8_t        *payload;
+    size_t                payload_len;
+    uint32_t              tries;
+    const uint32_t       *backoff_s;
+    size_t                backoff_n;
+    uint64_t              retry_until_ms;
+    uint32_t              max_exceptions;
+    uint64_t              timeout_ms;
+    uint64_t              retry_after_ms;
+    uint32_t              state; /* enum store_job_state */
+    uint32_t              attempts;
+    uint32_t              exceptions;
+    uint64_t              seq;
+    uint64_t              created_at_ms;
+    uint64_t              available_at_ms;
+    uint64_t              reserved_until_ms;
+    uint64_t              lease;
+    uint64_t              finished_at_ms;
+    const char           *error_type;
+    const char           *error;
+    const uint8_t        *result;
+    size_t                result_len;
+    const char           *unique_key; /* "" or NULL: not a unique job */
+    uint64_t              unique_until_ms;
+    int                   unique_until_processing;
+    const char           *lent_to; /* "" or NULL: not lent to another node */
+    const char           *origin; /* node dispatched to; "" or NULL: this one */
+    const char           *schedule; /* "" or NULL: not fired by a schedule */
+    int64_t               slot_s;
+    struct msg_middleware mw;     /* strings never NULL once decoded */
+    void                 *owner_; /* decoded: the allocation borrowed from */
 };
 
 /* The encoded size of r in bytes. Allocates nothing. */

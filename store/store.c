@@ -166,6 +166,9 @@ store_job_fini(struct store_job *job)
     cd_free(job->lent_to);
     cd_free(job->origin);
     cd_free(job->schedule);
+    cd_free(job->opts.mw.rate_key);
+    cd_free(job->opts.mw.overlap_key);
+    cd_free(job->opts.mw.exc_key);
     memset(job, 0, sizeof(*job));
 }
 
@@ -207,6 +210,42 @@ store_to_record(const struct store_job *job, const char *queue,
     r->origin = job->origin;
     r->schedule = job->schedule;
     r->slot_s = job->slot_s;
+    r->mw =
+        (struct msg_middleware){.rate_key = job->opts.mw.rate_key,
+                                .rate_limit = job->opts.mw.rate_limit,
+                                .rate_per_ms = job->opts.mw.rate_per_ms,
+                                .overlap_key = job->opts.mw.overlap_key,
+                                .overlap_ttl_ms = job->opts.mw.overlap_ttl_ms,
+                                .exc_key = job->opts.mw.exc_key,
+                                .exc_limit = job->opts.mw.exc_limit,
+                                .exc_per_ms = job->opts.mw.exc_per_ms};
+}
+
+/* An owned copy of a middleware key: NULL for none. Returns -1 out of
+ * memory. */
+static int
+store_mw_key(const char *in, char **out)
+{
+    *out = NULL;
+    if (in == NULL || in[0] == '\0')
+        return 0;
+    *out = cd_strdup(in);
+    return *out == NULL ? -1 : 0;
+}
+
+static int
+store_mw_from_record(const struct msg_middleware *in, struct store_mw *out)
+{
+    out->rate_limit = in->rate_limit;
+    out->rate_per_ms = in->rate_per_ms;
+    out->overlap_ttl_ms = in->overlap_ttl_ms;
+    out->exc_limit = in->exc_limit;
+    out->exc_per_ms = in->exc_per_ms;
+    return store_mw_key(in->rate_key, &out->rate_key) != 0 ||
+                   store_mw_key(in->overlap_key, &out->overlap_key) != 0 ||
+                   store_mw_key(in->exc_key, &out->exc_key) != 0
+               ? -1
+               : 0;
 }
 
 /* Copies the decoded record r into *out (owned copies; empty error strings
@@ -274,6 +313,8 @@ store_from_record(const struct record_job *r, struct store_job *out,
         (out->schedule = cd_strdup(r->schedule)) == NULL)
         goto nomem;
     out->slot_s = r->slot_s;
+    if (store_mw_from_record(&r->mw, &out->opts.mw) != 0)
+        goto nomem;
     return CADRE_OK;
 
 nomem:

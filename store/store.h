@@ -45,14 +45,29 @@ enum store_job_state {
     STORE_FAILED = 5,
 };
 
+/* Job middleware (proto/msg.h struct msg_middleware) with owned keys; a
+ * NULL key turns its part off. The node only keeps and forwards it: the
+ * worker runs it. */
+struct store_mw {
+    char    *rate_key;
+    uint32_t rate_limit;
+    uint64_t rate_per_ms;
+    char    *overlap_key;
+    uint64_t overlap_ttl_ms;
+    char    *exc_key;
+    uint32_t exc_limit;
+    uint64_t exc_per_ms;
+};
+
 struct store_job_opts {
-    uint32_t  tries;
-    uint32_t *backoff_s; /* owned */
-    size_t    backoff_n;
-    uint64_t  retry_until_ms;
-    uint32_t  max_exceptions;
-    uint64_t  timeout_ms;
-    uint64_t  retry_after_ms;
+    uint32_t        tries;
+    uint32_t       *backoff_s; /* owned */
+    size_t          backoff_n;
+    uint64_t        retry_until_ms;
+    uint32_t        max_exceptions;
+    uint64_t        timeout_ms;
+    uint64_t        retry_after_ms;
+    struct store_mw mw;
 };
 
 /* A job record. All pointers are owned by the struct (store_job_fini frees

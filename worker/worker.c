@@ -36,6 +36,7 @@
 #include "proto/wire.h"
 #include "worker/exec.h"
 #include "worker/handler.h"
+#include "worker/mw.h"
 #include "worker/task.h"
 
 /* cadre_worker_stop may run in a signal handler: only a lock-free atomic (or
@@ -116,6 +117,7 @@ struct cadre_worker {
     size_t              outs_n, outs_cap;
     uint64_t            outs_oldest_mono_ms;
     struct worker_watch watch;
+    struct mw_link      mw; /* job middleware's coord requests */
     cd_err              err;
 };
 
@@ -800,6 +802,38 @@ worker_seal_result(cadre_worker *w, cadre_task *t)
     t->result_len = len;
 }
 
+/* Job middleware before the handler: 1 to run it; 0 when it released the
+ * attempt (the outcome is set). */
+static int
+worker_mw_before(cadre_worker *w, cadre_task *t, struct mw_attempt *a)
+{
+    a->job = t->job;
+    a->owner = t->id_text;
+    if (mw_before(&w->mw, a))
+        return 1;
+    cadre_task_release(t, a->delay_ms);
+    CD_LOG_INFO("worker", "WORKER-MW-RELEASE",
+                "id=%s delay_ms=%" PRIu64 " why=\"%s\"", t->id_text,
+                a->delay_ms, a->why);
+    a->job = NULL; /* nothing to undo after */
+    return 0;
+}
+
+/* Job middleware after the handler: unlocks, counts an error, and may turn
+ * the outcome into a release (an open exception circuit). */
+static void
+worker_mw_after(cadre_worker *w, cadre_task *t, struct mw_attempt *a)
+{
+    if (a->job == NULL)
+        return;
+    if (mw_after(&w->mw, a, t->kind == MSG_OUTCOME_ERROR)) {
+        cadre_task_release(t, a->delay_ms);
+        CD_LOG_INFO("worker", "WORKER-MW-RELEASE",
+                    "id=%s delay_ms=%" PRIu64 " why=\"%s\"", t->id_text,
+                    a->delay_ms, a->why);
+    }
+}
+
 static void
 worker_run_next(cadre_worker *w)
 {
@@ -808,6 +842,7 @@ worker_run_next(cadre_worker *w)
     const char           *name = job->task != NULL ? job->task : "";
     const struct handler *hd;
     cadre_task            t;
+    struct mw_attempt     mwa = {0};
     size_t                i;
     uint64_t              start_us = cd_mono_us();
 
@@ -823,6 +858,8 @@ worker_run_next(cadre_worker *w)
 
         snprintf(msg, sizeof(msg), "no handler for task '%s'", name);
         task_set_error(&t, MSG_OUTCOME_FAIL, "NoHandler", msg);
+    } else if (mw_any(job) && !worker_mw_before(w, &t, &mwa)) {
+        /* held back by its middleware: released */
     } else {
         uint64_t enforce = hd->ops->own_timeout ? 0 : t.timeout_ms;
 
@@ -833,6 +870,7 @@ worker_run_next(cadre_worker *w)
         } else {
             handler_run(&w->reg, hd, &t);
         }
+        worker_mw_after(w, &t, &mwa);
     }
     w->avg_job_us =
         worker_avg_next(w->avg_job_us, cd_mono_us() - start_us, w->jobs_run);
@@ -1087,6 +1125,7 @@ worker_dial(cadre_worker *w, const cadre_worker_opts *opts)
     if ((rv = nng_req0_open(&w->sock)) != 0)
         return worker_nng_err(w, rv, "open req socket for");
     w->sock_open = 1;
+    mw_link_init(&w->mw, w->sock, &w->sender, &w->ring);
     /* A resent fetch would reserve jobs twice: never resend. Frames are
      * bounded before nng allocates them. nng's default redial (about 1 s,
      * randomised, or doubling with a maximum) would leave a restarted node
@@ -1257,6 +1296,7 @@ cadre_worker_close(cadre_worker *w)
     if (w == NULL)
         return;
     worker_watch_fini(&w->watch);
+    mw_link_fini(&w->mw);
     if (w->sock_open)
         worker_close_socket(w->sock);
     while (w->held_n > 0) {

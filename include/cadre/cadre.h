@@ -130,6 +130,30 @@ typedef struct cadre_job_opts {
     uint64_t    unique_for_ms;
     int         unique_until_processing;
     int        *duplicate; /* out: 1 if nothing new was queued, else 0 */
+    /* Job middleware (Laravel's): the worker runs it around the handler,
+     * through the leader's locks and throttles (the nodes need --voters;
+     * while no leader answers, attempts are released and tried again 1 s
+     * later). Keys are at most 190 bytes; NULL or "" turns a part off.
+     * A released attempt counts against tries, as in Laravel.
+     * RateLimited: at most rate_limit attempts of jobs naming this key
+     * start per window of rate_per_ms; the others are released until the
+     * next window. */
+    const char *rate_limited;
+    uint32_t    rate_limit;
+    uint64_t    rate_per_ms;
+    /* WithoutOverlapping: attempts of jobs naming this key never run at
+     * once: each holds a lock owned by its job id for overlap_ttl_ms (0:
+     * timeout_ms + 5 s, or 10 minutes without a timeout; a worker that
+     * dies loses it then), released after the attempt; while another holds
+     * it the attempt is released for up to 1 s. */
+    const char *without_overlapping;
+    uint64_t    overlap_ttl_ms;
+    /* ThrottlesExceptions: once more than exc_limit attempts of jobs naming
+     * this key failed with an error within a window of exc_per_ms, that
+     * attempt and every later one are released until the window ends. */
+    const char *throttles_exceptions;
+    uint32_t    exc_limit;
+    uint64_t    exc_per_ms;
 } cadre_job_opts;
 
 /* Formats id as a 36-character uuid plus NUL into buf (>= 37 bytes). */
