@@ -1,5 +1,6 @@
 /* dispatch.c: `cadre dispatch`: one job (or --count copies), optionally
  * waiting for the outcome. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,11 @@ struct dispatch_args {
     uint32_t backoff[32];
     size_t   backoff_n;
     int      wait, json, encrypted;
+    /* Job middleware: KEY:N/MS for the limits, KEY for the lock. */
+    char               rate_key[CADRE_COORD_KEY_MAX + 1];
+    char               exc_key[CADRE_COORD_KEY_MAX + 1];
+    unsigned long long rate_limit, rate_per_ms, exc_limit, exc_per_ms;
+    const char        *overlap_key;
 };
 
 static void
@@ -50,6 +56,15 @@ dispatch_usage(FILE *f)
         "  --encrypted        seal the payload with the application key "
         "(nodes see\n"
         "                     only ciphertext; --wait opens the result)\n"
+        "  --rate-limited KEY:N/MS  middleware: at most N attempts of jobs "
+        "naming KEY\n"
+        "                     start per MS (others are released)\n"
+        "  --without-overlapping KEY  middleware: attempts naming KEY never "
+        "run at once\n"
+        "  --throttles-exceptions KEY:N/MS  middleware: after more than N "
+        "errors per MS,\n"
+        "                     jobs naming KEY are released until the window "
+        "ends\n"
         "  --json             print JSON\n" CLI_CONN_HELP);
 }
 
@@ -75,6 +90,56 @@ dispatch_parse_backoff(struct dispatch_args *a, const char *v)
     return a->backoff_n == 0 ? -1 : rc;
 }
 
+/* "KEY:N/MS" (the last ':' splits) into key (CADRE_COORD_KEY_MAX + 1
+ * bytes), *n and *ms, all set. Returns 0, or -1 if malformed. */
+static int
+dispatch_parse_limit(const char *v, char *key, unsigned long long *n,
+                     unsigned long long *ms)
+{
+    const char *colon = strrchr(v, ':'), *slash;
+    char        num[32];
+    size_t      key_len = colon != NULL ? (size_t)(colon - v) : 0;
+
+    if (colon == NULL || key_len == 0 || key_len > CADRE_COORD_KEY_MAX ||
+        (slash = strchr(colon, '/')) == NULL ||
+        (size_t)(slash - colon - 1) >= sizeof(num))
+        return -1;
+    memcpy(key, v, key_len);
+    key[key_len] = '\0';
+    memcpy(num, colon + 1, (size_t)(slash - colon - 1));
+    num[slash - colon - 1] = '\0';
+    return cli_parse_u64(num, n) == 0 && cli_parse_u64(slash + 1, ms) == 0 &&
+                   *n > 0 && *n <= UINT32_MAX && *ms > 0
+               ? 0
+               : -1;
+}
+
+/* The middleware flags at argv[*i]: 1 consumed, 0 not one, -1 bad. */
+static int
+dispatch_mw_flag(struct dispatch_args *a, int argc, char **argv, int *i)
+{
+    const char *v;
+    int         missing = 0;
+
+    if ((v = cli_flag_value("--rate-limited", argc, argv, i, &missing)))
+        return dispatch_parse_limit(v, a->rate_key, &a->rate_limit,
+                                    &a->rate_per_ms) == 0
+                   ? 1
+                   : -1;
+    if (!missing &&
+        (v = cli_flag_value("--throttles-exceptions", argc, argv, i, &missing)))
+        return dispatch_parse_limit(v, a->exc_key, &a->exc_limit,
+                                    &a->exc_per_ms) == 0
+                   ? 1
+                   : -1;
+    if (!missing && (v = cli_flag_value("--without-overlapping", argc, argv, i,
+                                        &missing))) {
+        a->overlap_key = v;
+        return v[0] != '\0' ? 1 : -1;
+    }
+    return missing ? -1 : 0;
+}
+
 /* Returns CLI_OK, or CLI_USAGE after printing why. */
 static int
 dispatch_parse(struct dispatch_args *a, int argc, char **argv)
@@ -89,6 +154,8 @@ dispatch_parse(struct dispatch_args *a, int argc, char **argv)
         const char *v;
         int         missing = 0, k, c = cli_conn_flag(&a->conn, argc, argv, &i);
 
+        if (c == 0)
+            c = dispatch_mw_flag(a, argc, argv, &i);
         if (c != 0) {
             if (c < 0)
                 goto bad;
@@ -345,6 +412,13 @@ cli_dispatch(int argc, char **argv)
     opts.unique_id = a.unique_id;
     opts.unique_for_ms = a.unique_for_ms;
     opts.unique_until_processing = a.until_processing;
+    opts.rate_limited = a.rate_key;
+    opts.rate_limit = (uint32_t)a.rate_limit;
+    opts.rate_per_ms = a.rate_per_ms;
+    opts.without_overlapping = a.overlap_key;
+    opts.throttles_exceptions = a.exc_key;
+    opts.exc_limit = (uint32_t)a.exc_limit;
+    opts.exc_per_ms = a.exc_per_ms;
     opts.duplicate = &duplicate;
     spec = (cadre_job_spec){a.task, payload.data, payload.len, &opts};
     c = cli_open(&a.conn, "dispatch");

@@ -4,7 +4,7 @@
 # acquire prints "TOKEN OWNER", a second owner exits 1 naming the holder,
 # release frees it and the next token is greater; --json is one JSON object;
 # a throttle allows N per window then exits 1 with "limited"; a funnel holds
-# at most --limit owners.
+# at most --limit owners; `cadre dispatch` takes the job middleware flags.
 set -euo pipefail
 : "${CADRE_BIN:?ctest sets CADRE_BIN}"
 tmp=$(mktemp -d)
@@ -114,6 +114,22 @@ set -e
 "$CADRE_BIN" funnel release f --owner x "${conn[@]}" >/dev/null
 "$CADRE_BIN" funnel acquire f --limit 2 --ttl 30s --owner z "${conn[@]}" | grep -q '^z$' ||
   fail "z did not get the freed slot"
+passed=$((passed + 1))
+
+# 6. dispatch declares job middleware: KEY:N/MS, KEY; malformed exits 2.
+"$CADRE_BIN" dispatch echo hi --rate-limited api:2/1000 --without-overlapping rep \
+  --throttles-exceptions mail:3/60000 "${conn[@]}" >"$tmp/id" ||
+  fail "dispatch with middleware exited $?"
+[ "$(wc -c <"$tmp/id")" -ge 36 ] || fail "no job id: $(cat "$tmp/id")"
+for bad in "--rate-limited api" "--rate-limited api:0/1000" "--rate-limited :2/1000" \
+  "--throttles-exceptions mail:3" "--without-overlapping"; do
+  set +e
+  # shellcheck disable=SC2086
+  "$CADRE_BIN" dispatch echo hi $bad "${conn[@]}" >/dev/null 2>"$tmp/err"
+  code=$?
+  set -e
+  [ $code -eq 2 ] || fail "dispatch $bad exited $code, not 2"
+done
 passed=$((passed + 1))
 
 echo "$passed passed, 0 failed"
