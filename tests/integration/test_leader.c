@@ -43,16 +43,7 @@ start(struct node_proc *n, int i)
 static cadre_client *
 client_of(const struct node_proc *n, const char *key)
 {
-    cadre_client_opts o;
-    cadre_client     *c = NULL;
-    char              err[256];
-
-    node_client_opts(n, &o);
-    o.key_file = key;
-    o.timeout_ms = 2000;
-    if (cadre_client_open(&o, &c, err, sizeof(err)) != CADRE_OK)
-        fprintf(stderr, "client: %s\n", err);
-    return c;
+    return node_client(n, key, 2000);
 }
 
 /* The leader every live node agrees on, with the leader itself ready:

@@ -80,16 +80,7 @@ start(struct node_proc *n, int i)
 static cadre_client *
 client_of(const struct node_proc *n)
 {
-    cadre_client_opts o;
-    cadre_client     *c = NULL;
-    char              err[256];
-
-    node_client_opts(n, &o);
-    o.key_file = key_path;
-    o.timeout_ms = 2000;
-    if (cadre_client_open(&o, &c, err, sizeof(err)) != CADRE_OK)
-        fprintf(stderr, "client: %s\n", err);
-    return c;
+    return node_client(n, key_path, 2000);
 }
 
 /* The ready leader the live nodes agree on, or -1. */

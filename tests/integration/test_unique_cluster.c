@@ -58,16 +58,7 @@ start(struct node_proc *n, int i, const char *base)
 static cadre_client *
 client_of(const struct node_proc *n)
 {
-    cadre_client_opts o;
-    cadre_client     *c = NULL;
-    char              err[256];
-
-    node_client_opts(n, &o);
-    o.key_file = key_path;
-    o.timeout_ms = 8000;
-    if (cadre_client_open(&o, &c, err, sizeof(err)) != CADRE_OK)
-        fprintf(stderr, "client: %s\n", err);
-    return c;
+    return node_client(n, key_path, 8000);
 }
 
 /* Waits until every node names one ready leader; its index or -1. */

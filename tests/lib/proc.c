@@ -1189,6 +1189,25 @@ node_client_opts(const struct node_proc *n, cadre_client_opts *o)
     o->key_file = n->key_file;
 }
 
+cadre_client *
+node_client(const struct node_proc *n, const char *key_file,
+            uint32_t timeout_ms)
+{
+    cadre_client_opts o;
+    cadre_client     *c = NULL;
+    char              err[256];
+
+    node_client_opts(n, &o);
+    if (key_file != NULL)
+        o.key_file = key_file;
+    o.timeout_ms = timeout_ms;
+    if (cadre_client_open(&o, &c, err, sizeof(err)) != CADRE_OK) {
+        fprintf(stderr, "proc: node_client %s: %s\n", n->url, err);
+        return NULL;
+    }
+    return c;
+}
+
 int
 node_keygen(const char *path)
 {

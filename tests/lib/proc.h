@@ -177,6 +177,10 @@ int node_stop(struct node_proc *n);
 
 /* Fills o (zeroed first) to reach n: url and key_file borrowed from n. */
 void node_client_opts(const struct node_proc *n, cadre_client_opts *o);
+/* A client of n with key_file (NULL: n's) and a request timeout (0: the
+ * default); NULL after printing why. Close it with cadre_client_close. */
+cadre_client *node_client(const struct node_proc *n, const char *key_file,
+                          uint32_t timeout_ms);
 
 /* Writes a new master key (`$CADRE_BIN keygen`) to path, mode 0600: one
  * key for every node and client of a cluster. Returns CADRE_EINVAL if
