@@ -133,6 +133,14 @@ seeds_msgs(void)
     m.u.dispatch.jobs = &nj;
     m.u.dispatch.jobs_n = 1;
     seeds_msg(&m);
+    nj.opts.mw = (struct msg_middleware){.rate_key = "api",
+                                         .rate_limit = 5,
+                                         .rate_per_ms = 1000,
+                                         .overlap_key = "report",
+                                         .exc_key = "mail",
+                                         .exc_limit = 3,
+                                         .exc_per_ms = 60000};
+    seeds_msg(&m); /* with job middleware */
 
     memset(&m, 0, sizeof(m));
     m.request_id = 2;
