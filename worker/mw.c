@@ -159,6 +159,16 @@ mw_hold_back(struct mw_attempt *a, uint64_t delay_ms, const char *fmt,
     return 0;
 }
 
+/* The node could not answer: release and try again later, or, when waiting
+ * cannot help (no --voters, a key the leader refuses), fail the job. */
+static int
+mw_unreached(struct mw_attempt *a, int rc, const char *fmt, const char *key,
+             const char *why)
+{
+    a->fail = rc == CADRE_ECONFIG || rc == CADRE_EINVAL || rc == CADRE_EAUTH;
+    return mw_hold_back(a, MW_UNAVAILABLE_DELAY_MS, fmt, key, why);
+}
+
 /* The circuit of the exception throttle: open while the lock "exc:"+key is
  * held by MW_CIRCUIT_OWNER. Probing takes it for 1 ms when free. */
 static int
@@ -170,11 +180,11 @@ mw_circuit(struct mw_link *l, struct mw_attempt *a, const char *key)
                           .owner = a->owner,
                           .ttl_ms = 1};
     struct mw_answer ans;
+    int              rc;
 
     snprintf(k, sizeof(k), MW_EXC_PREFIX "%s", key);
-    if (mw_call(l, &c, &ans, why, sizeof(why)) != CADRE_OK)
-        return mw_hold_back(a, MW_UNAVAILABLE_DELAY_MS, "exceptions %s: %s",
-                            key, why);
+    if ((rc = mw_call(l, &c, &ans, why, sizeof(why))) != CADRE_OK)
+        return mw_unreached(a, rc, "exceptions %s: %s", key, why);
     if (ans.code == MSG_COORD_HELD && strcmp(ans.holder, MW_CIRCUIT_OWNER) == 0)
         return mw_hold_back(a, ans.retry_after_ms ? ans.retry_after_ms : 1,
                             "exceptions %s: %s", key, "too many errors");
@@ -191,10 +201,10 @@ mw_rate(struct mw_link *l, struct mw_attempt *a,
                           .per_ms = mw->rate_per_ms};
     struct mw_answer ans;
     char             why[128];
+    int              rc;
 
-    if (mw_call(l, &c, &ans, why, sizeof(why)) != CADRE_OK)
-        return mw_hold_back(a, MW_UNAVAILABLE_DELAY_MS, "rate %s: %s",
-                            mw->rate_key, why);
+    if ((rc = mw_call(l, &c, &ans, why, sizeof(why))) != CADRE_OK)
+        return mw_unreached(a, rc, "rate %s: %s", mw->rate_key, why);
     if (ans.code == MSG_COORD_LIMITED)
         return mw_hold_back(a, ans.retry_after_ms ? ans.retry_after_ms : 1,
                             "rate %s: %s", mw->rate_key, "limited");
@@ -212,10 +222,10 @@ mw_overlap(struct mw_link *l, struct mw_attempt *a,
     struct mw_answer ans;
     char             why[128];
     uint64_t         d;
+    int              rc;
 
-    if (mw_call(l, &c, &ans, why, sizeof(why)) != CADRE_OK)
-        return mw_hold_back(a, MW_UNAVAILABLE_DELAY_MS, "overlap %s: %s",
-                            mw->overlap_key, why);
+    if ((rc = mw_call(l, &c, &ans, why, sizeof(why))) != CADRE_OK)
+        return mw_unreached(a, rc, "overlap %s: %s", mw->overlap_key, why);
     if (ans.code == MSG_COORD_HELD) {
         d = ans.retry_after_ms < MW_OVERLAP_DELAY_MAX_MS
                 ? ans.retry_after_ms
@@ -235,6 +245,7 @@ mw_before(struct mw_link *l, struct mw_attempt *a)
     const struct msg_middleware *mw = &a->job->mw;
 
     a->holds = 0;
+    a->fail = 0;
     a->delay_ms = 0;
     a->why[0] = '\0';
     /* The lock last: a held-back attempt must not keep it. */

@@ -44,6 +44,7 @@ struct mw_attempt {
     const struct msg_job *job;
     const char           *owner;    /* the job id as text: lock owner */
     int                   holds;    /* the overlap lock is ours: release it */
+    int                   fail;     /* held back for good: fail the job (why) */
     uint64_t              delay_ms; /* a release's delay */
     char                  why[160]; /* why it was held back, for the log */
 };
@@ -62,7 +63,9 @@ uint64_t mw_overlap_ttl_ms(const struct msg_job *job);
 
 /* Before the handler: 1 to run it, 0 to release the attempt after
  * a->delay_ms (a->why says why). A coord request that fails (no leader,
- * timeout) releases too: nothing runs unchecked. */
+ * timeout) releases too: nothing runs unchecked; one that cannot succeed
+ * by waiting (the node runs without --voters, the leader refuses the key)
+ * sets a->fail: the job must fail with a->why. */
 int mw_before(struct mw_link *l, struct mw_attempt *a);
 
 /* After the handler, errored: its outcome was an error. Releases the

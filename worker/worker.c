@@ -811,7 +811,10 @@ worker_mw_before(cadre_worker *w, cadre_task *t, struct mw_attempt *a)
     a->owner = t->id_text;
     if (mw_before(&w->mw, a))
         return 1;
-    cadre_task_release(t, a->delay_ms);
+    if (a->fail)
+        task_set_error(t, MSG_OUTCOME_FAIL, "MiddlewareError", a->why);
+    else
+        cadre_task_release(t, a->delay_ms);
     CD_LOG_INFO("worker", "WORKER-MW-RELEASE",
                 "id=%s delay_ms=%" PRIu64 " why=\"%s\"", t->id_text,
                 a->delay_ms, a->why);

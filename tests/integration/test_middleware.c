@@ -5,7 +5,8 @@
  * most 2 per 1 s window; ThrottlesExceptions stops retrying a failing job
  * after its limit (without it the job burns through its tries) and holds
  * back other jobs of the key while the circuit is open; a middleware with
- * a key but no limit is refused at dispatch. */
+ * a key but no limit is refused at dispatch; without --voters a job with
+ * middleware fails with a MiddlewareError instead of waiting forever. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,8 +245,38 @@ TEST(middleware_runs_in_the_worker)
     node_stop(&n);
 }
 
+/* Without --voters the middleware cannot work and waiting will not help:
+ * the job fails with a MiddlewareError saying so (no endless releases). */
+TEST(middleware_without_voters_fails_the_job)
+{
+    const char      *base = tap_tmpdir();
+    char             dir[PATH_MAX + 16];
+    struct node_proc n;
+    cadre_client    *c;
+    cadre_job_opts   o = {.tries = 5, .without_overlapping = "ov"};
+    cadre_job_id     id;
+    cadre_outcome    out;
+
+    snprintf(dir, sizeof(dir), "%s/node", base);
+    memset(&n, 0, sizeof(n));
+    REQUIRE_EQ(node_start(&n, dir, "--workers", "1", "--plugin",
+                          proc_demo_plugin(), NULL),
+               CADRE_OK);
+    REQUIRE((c = client_of(&n)) != NULL);
+    REQUIRE_EQ(cadre_dispatch(c, "echo", "x", 1, &o, &id), CADRE_OK);
+    CHECK_EQ(cadre_wait(c, &id, 1, 10000, &out), CADRE_OK);
+    CHECK_EQ(out.status, CADRE_FAILED);
+    CHECK_STR(out.error_type ? out.error_type : "", "MiddlewareError");
+    CHECK_CONTAINS(out.error ? out.error : "", "--voters");
+    CHECK_EQ(out.attempts, 1);
+    cadre_outcome_fini(&out);
+    cadre_client_close(c);
+    CHECK_EQ(node_stop(&n), 0);
+}
+
 int
 main(void)
 {
-    TAP_RUN(T(middleware_runs_in_the_worker));
+    TAP_RUN(T(middleware_runs_in_the_worker),
+            T(middleware_without_voters_fails_the_job));
 }
