@@ -3,7 +3,7 @@
  * machine-readable line per figure:
  *
  *   coord lock1 via=a n=2000 acquire_p50_us=.. acquire_p99_us=..
- *       release_p50_us=.. pairs_per_s=..
+ *       release_p50_us=.. pairs_per_s=.. pair_p50_us=.. pair_p99_us=..
  *   coord lock8 clients=8 secs=5 pairs=.. acquire_p50_us=.. acquire_p99_us=..
  *       pairs_per_s=..
  *   coord throttle8 clients=8 secs=5 decisions=.. allowed=.. per_s=..
@@ -118,6 +118,7 @@ bc_lock1(long pairs)
 {
     double *acq = calloc((size_t)pairs, sizeof(double));
     double *rel = calloc((size_t)pairs, sizeof(double));
+    double *pair = calloc((size_t)pairs, sizeof(double));
 
     for (int k = 0; k < bc_nodes_n; k++) {
         cadre_client *c = bc_open(bc_nodes[k].url);
@@ -126,21 +127,27 @@ bc_lock1(long pairs)
         for (int i = 0; i < 50; i++) /* warm-up: connection, leader route */
             bc_pair(c, "bench-lock1", NULL, NULL);
         t0 = bc_now_us();
-        for (long i = 0; i < pairs; i++)
+        for (long i = 0; i < pairs; i++) {
             bc_pair(c, "bench-lock1", &acq[i], &rel[i]);
+            pair[i] = acq[i] + rel[i];
+        }
         t0 = bc_now_us() - t0;
         qsort(acq, (size_t)pairs, sizeof(double), bc_cmp_double);
         qsort(rel, (size_t)pairs, sizeof(double), bc_cmp_double);
+        qsort(pair, (size_t)pairs, sizeof(double), bc_cmp_double);
         printf("coord lock1 via=%s n=%ld acquire_p50_us=%.0f "
-               "acquire_p99_us=%.0f release_p50_us=%.0f pairs_per_s=%.0f\n",
+               "acquire_p99_us=%.0f release_p50_us=%.0f pairs_per_s=%.0f "
+               "pair_p50_us=%.0f pair_p99_us=%.0f\n",
                bc_nodes[k].name, pairs, bc_pct(acq, pairs, 50),
                bc_pct(acq, pairs, 99), bc_pct(rel, pairs, 50),
-               (double)pairs / (t0 / 1e6));
+               (double)pairs / (t0 / 1e6), bc_pct(pair, pairs, 50),
+               bc_pct(pair, pairs, 99));
         fflush(stdout);
         cadre_client_close(c);
     }
     free(acq);
     free(rel);
+    free(pair);
 }
 
 struct bc_thread {

@@ -9,6 +9,7 @@ pkgs=(
   libprotobuf-c-dev protobuf-c-compiler libinih-dev libraft-dev
   openssl tzdata
   beanstalkd gearman-job-server libgearman-dev
+  redis-server libhiredis-dev
 )
 
 missing=()
