@@ -97,11 +97,13 @@ coord_call(cadre_client *c, const struct msg_coord *req, struct coord_answer *a,
 }
 
 /* Whether a blocked acquire should try again after rc: the lock or funnel
- * is taken, or no leader is ready now (an election may end soon). */
+ * is taken, or no leader is ready now (an election may end soon, also the
+ * one a stopping leader hands over to). */
 static int
 coord_retryable(int rc)
 {
-    return rc == CADRE_EBUSY || rc == CADRE_ELIMITED || rc == CADRE_ETIMEDOUT;
+    return rc == CADRE_EBUSY || rc == CADRE_ELIMITED || rc == CADRE_ETIMEDOUT ||
+           rc == CADRE_ESTOPPING;
 }
 
 /* Calls until the answer is OK, an error that waiting cannot fix, or
