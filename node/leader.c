@@ -471,8 +471,10 @@ leader_transfer(struct leader *l)
 {
     int rv;
 
-    if (l == NULL || !l->raft_open || l->closing || l->xfer_busy ||
-        raft_state(&l->raft) != RAFT_LEADER)
+    /* One voter: nobody to hand over to (and libraft 0.15 crashed at close
+     * after a refused transfer of a single voter). */
+    if (l == NULL || l->voters_n < 2 || !l->raft_open || l->closing ||
+        l->xfer_busy || raft_state(&l->raft) != RAFT_LEADER)
         return CADRE_EBUSY;
     memset(&l->xfer, 0, sizeof(l->xfer));
     l->xfer.data = l;
