@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/path.h"
 #include "node/raftfsm.h"
+#include "node/raftguard.h"
 #include "node/raftnet.h"
 
 #define LEADER_POLL_MS 5
@@ -54,6 +55,7 @@ struct leader {
     void                    *arg;
     struct raft_uv_transport net;
     struct raft_io           io;
+    struct raftguard         guard;
     struct raftfsm           rfsm; /* its answers are read by apply_cb */
     struct raft              raft;
     struct fsm              *fsm;
@@ -544,7 +546,10 @@ leader_open(struct leader **out, uv_loop_t *loop,
     raft_uv_set_segment_size(
         &l->io, (size_t)(cfg->segment_kb > 0 ? cfg->segment_kb : 1024) * 1024);
     raftfsm_init(&l->rfsm, l->fsm);
-    rv = raft_init(&l->raft, &l->io, &l->rfsm.rf, cfg->raft_id, address);
+    /* An AppendEntries result counts only for what was sent and checked:
+     * 0.15 otherwise commits entries a minority holds (raftguard.h). */
+    raftguard_init(&l->guard, &l->io);
+    rv = raft_init(&l->raft, &l->guard.io, &l->rfsm.rf, cfg->raft_id, address);
     if (rv != 0) {
         cd_err_set(err, leader_raft_error(rv), "raft_init: %s",
                    raft_errmsg(&l->raft));
