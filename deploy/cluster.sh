@@ -2,9 +2,11 @@
 # A local cadre cluster on loopback, for trying things out, demos and tests.
 #
 #   deploy/cluster.sh start [-n 3] [-w 2] [-d DIR] [--cadre PATH] [--plugin PATH]
-#                           [--base-port PORT] [--timeout S] [-- extra node flags]
+#                           [--voters] [--config FILE] [--base-port PORT]
+#                           [--timeout S] [-- extra node flags]
+#   deploy/cluster.sh start --node K [-d DIR] [--timeout S]
 #   deploy/cluster.sh status [-d DIR]
-#   deploy/cluster.sh stop   [-d DIR] [--timeout S]
+#   deploy/cluster.sh stop   [-d DIR] [--node K] [--timeout S]
 #
 # start makes one cluster key in DIR (kept if it exists), starts node1, reads
 # its readiness line, starts node2..nodeN with --peer <node1's peer url>,
@@ -17,6 +19,14 @@
 #                       node's urls: `. DIR/cluster.env` and run cadre commands
 # Nodes listen on tcp://127.0.0.1 with free ports (port 0), or, with
 # --base-port P, node K's api on P+10*(K-1), its peer socket on +1, events +2.
+# With --voters (1, 3 or 5 nodes) they also elect a Raft leader: each node
+# gets a raft port (+3 with --base-port; else a free one below the kernel's
+# ephemeral range, kept in DIR/raft.ports for restarts, since the raft log
+# remembers the addresses), all get the same --voters list, and start returns
+# once every node names the same ready leader. --config FILE goes to every
+# node (schedules, for instance). start --node K starts node K of a cluster
+# again (after stop --node K) with the command line it had (DIR/nodeK.cmd),
+# joining through a running node; its log is appended to.
 # They run detached (setsid) and keep running after this script returns.
 set -euo pipefail
 
@@ -26,19 +36,28 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 usage() {
     cat <<EOF
 usage: $prog start [-n NODES] [-w WORKERS] [-d DIR] [--cadre PATH] [--plugin PATH]
-                   [--base-port PORT] [--timeout S] [-- extra cadre node flags]
+                   [--voters] [--config FILE] [--base-port PORT] [--timeout S]
+                   [-- extra cadre node flags]
+       $prog start --node K [-d DIR] [--timeout S]
        $prog status [-d DIR]
-       $prog stop [-d DIR] [--timeout S]
+       $prog stop [-d DIR] [--node K] [--timeout S]
 
   -n NODES         nodes to start (default 3)
   -w WORKERS       supervised workers per node (default 2)
   -d DIR           cluster dir: key, data dirs, logs, pids (default ./var/cluster)
   --cadre PATH     the cadre binary (default \$CADRE_BIN, ./build/cadre, cadre on PATH)
   --plugin PATH    plugin for the workers (default demo.so beside the binary, if any)
-  --base-port P    fixed ports: node K api P+10*(K-1), peer +1, events +2
-                   (default: free ports)
-  --timeout S      start: seconds to wait for readiness and membership (default 20)
-                   stop: seconds to wait for the nodes to exit (default 40)
+  --voters         elect a Raft leader (1, 3 or 5 nodes): a raft port per node,
+                   the same --voters list on all, --election-ms 300
+                   --raft-heartbeat-ms 30; start waits for a ready leader
+  --config FILE    an INI config file for every node (\`cadre node --config\`)
+  --base-port P    fixed ports: node K api P+10*(K-1), peer +1, events +2,
+                   raft +3 (default: free ports)
+  --node K         stop: only node K (SIGTERM; a leader hands over); start: node K
+                   again, with the flags it was started with, once it stopped
+  --timeout S      start: seconds to wait for readiness, membership and the
+                   leader (default 20); stop: seconds to wait for the nodes to
+                   exit (default 40)
   -- FLAGS         passed to every \`cadre node\` (e.g. -- --sync normal)
 EOF
 }
@@ -80,10 +99,13 @@ cadre=${CADRE_BIN:-}
 plugin=""
 base_port=""
 timeout=""
+voters=0
+config=""
+only=""
 extra=()
 while [ $# -gt 0 ]; do
     case $1 in
-    -n | -w | -d | --cadre | --plugin | --base-port | --timeout)
+    -n | -w | -d | --cadre | --plugin | --base-port | --timeout | --config | --node)
         [ $# -ge 2 ] || usage_error "$1 needs a value"
         ;;
     esac
@@ -120,6 +142,19 @@ while [ $# -gt 0 ]; do
         timeout=$2
         shift 2
         ;;
+    --voters)
+        voters=1
+        shift
+        ;;
+    --config)
+        config=$2
+        shift 2
+        ;;
+    --node)
+        need_uint "$1" "$2"
+        only=$2
+        shift 2
+        ;;
     --)
         shift
         extra=("$@")
@@ -135,11 +170,23 @@ done
 if [ "$cmd" != start ] && [ ${#extra[@]} -gt 0 ]; then
     usage_error "'--' is for start only"
 fi
+if [ "$cmd" != start ] && { [ "$voters" -eq 1 ] || [ -n "$config" ]; }; then
+    usage_error "--voters and --config are for start only"
+fi
+if [ "$cmd" = status ] && [ -n "$only" ]; then
+    usage_error "--node is for start and stop"
+fi
+if [ -n "$only" ] && { [ "$voters" -eq 1 ] || [ -n "$config" ] || [ ${#extra[@]} -gt 0 ]; }; then
+    usage_error "start --node K starts node K with the flags it had: no --voters, --config or --"
+fi
 if [ "$nodes" -lt 1 ] || [ "$nodes" -gt 99 ]; then
     usage_error "-n: 1 to 99 nodes"
 fi
+if [ "$voters" -eq 1 ] && [ "$nodes" -ne 1 ] && [ "$nodes" -ne 3 ] && [ "$nodes" -ne 5 ]; then
+    usage_error "--voters: 1, 3 or 5 nodes (a majority must survive a lost node), not $nodes"
+fi
 if [ -n "$base_port" ]; then
-    if [ "$base_port" -lt 1 ] || [ $((base_port + 10 * (nodes - 1) + 2)) -gt 65535 ]; then
+    if [ "$base_port" -lt 1 ] || [ $((base_port + 10 * (nodes - 1) + 3)) -gt 65535 ]; then
         usage_error "--base-port $base_port: ports out of range for $nodes nodes"
     fi
 fi
@@ -204,6 +251,76 @@ now_ms() {
     date +%s%3N
 }
 
+# TCP ports in use on this host (any state, IPv4 and IPv6), one a line.
+used_ports() {
+    local f addr
+    for f in /proc/net/tcp /proc/net/tcp6; do
+        [ -r "$f" ] || continue
+        while read -r _ addr _; do
+            if [[ $addr =~ :([0-9A-Fa-f]{4})$ ]]; then echo $((16#${BASH_REMATCH[1]})); fi
+        done <"$f"
+    done
+    return 0
+}
+
+# raft_ports: fills raft_port[1..nodes]. With --base-port: +3. Else the ports
+# kept in DIR/raft.ports when a node's raft dir holds state (the raft log keeps
+# the voters' addresses, so they must not change), or new free ones below the
+# kernel's ephemeral range (ports 0 binds, ours included, never take them).
+raft_ports() {
+    local k p lo hi span used line
+    raft_port=()
+    if [ -n "$base_port" ]; then
+        for k in $(seq 1 "$nodes"); do raft_port[k]=$((base_port + 10 * (k - 1) + 3)); done
+        if compgen -G "$dir/node*/raft" >/dev/null && [ -f "$dir/raft.ports" ] &&
+            [ "$(cat "$dir/raft.ports")" != "$(for k in $(seq 1 "$nodes"); do echo "node$k=${raft_port[k]}"; done)" ]; then
+            die "the raft state in $dir was made with other raft ports ($dir/raft.ports) than --base-port $base_port gives; use another -d or remove $dir/node*/raft"
+        fi
+        return 0
+    fi
+    for k in $(seq 1 "$nodes"); do
+        if [ -d "$dir/node$k/raft" ]; then
+            [ -f "$dir/raft.ports" ] || die "$dir/node$k/raft holds raft state but $dir/raft.ports is gone: remove the raft dirs (or the whole $dir) to start afresh"
+            while read -r line; do
+                [[ $line =~ ^node([0-9]+)=([0-9]+)$ ]] || continue
+                raft_port[BASH_REMATCH[1]]=${BASH_REMATCH[2]}
+            done <"$dir/raft.ports"
+            for p in $(seq 1 "$nodes"); do
+                [ -n "${raft_port[p]:-}" ] || die "$dir/raft.ports has no port for node$p: the raft state in $dir is for other voters; use another -d or remove $dir/node*/raft"
+            done
+            [ "$(grep -c '^node[0-9]*=' "$dir/raft.ports")" -eq "$nodes" ] ||
+                die "$dir/raft.ports is for another number of voters than -n $nodes; use another -d or remove $dir/node*/raft"
+            return 0
+        fi
+    done
+    read -r lo hi </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || {
+        lo=32768
+        hi=60999
+    }
+    if [ "$lo" -ge 12000 ]; then # up to 20,000 ports just below the range
+        hi=$((lo - 1))
+        lo=$((lo > 21024 ? lo - 20000 : 1024))
+    elif [ "$hi" -lt 64000 ]; then
+        lo=$((hi + 1))
+        hi=65535
+    else
+        lo=10000 # no room outside the range: a racy choice, checked below
+        hi=65535
+    fi
+    span=$((hi - lo + 1))
+    used=" $(used_ports | sort -n -u | tr '\n' ' ') "
+    for k in $(seq 1 "$nodes"); do
+        for _ in $(seq 1 200); do
+            p=$((lo + (RANDOM * 32768 + RANDOM) % span))
+            [[ $used == *" $p "* ]] && continue
+            raft_port[k]=$p
+            used+="$p "
+            break
+        done
+        [ -n "${raft_port[k]:-}" ] || die "no free port for node$k's raft socket in $lo-$hi"
+    done
+}
+
 log_tail() {
     local k=$1
     echo "--- $dir/node$k.log (last lines, usage text left out):" >&2
@@ -240,15 +357,44 @@ start_node() {
     local k=$1 listen=$2 peer=$3 args pid
     args=(node --node-id "node$k" --data "$dir/node$k" --listen "$listen"
         --key-file "$key" --workers "$workers")
+    [ -n "$config" ] && args+=(--config "$config")
     [ -n "$plugin" ] && args+=(--plugin "$plugin")
+    if [ "$voters" -eq 1 ]; then
+        args+=(--voters "$voters_spec" --raft-listen "127.0.0.1:${raft_port[k]}"
+            --election-ms 300 --raft-heartbeat-ms 30)
+    fi
     [ -n "$peer" ] && args+=(--peer "$peer")
     args+=("${extra[@]}")
+    # The command line, for start --node K (a restart with the same flags).
+    printf '%s\0' "$cadre" "${args[@]}" >"$dir/node$k.cmd"
+    rm -f "$dir/node$k.log"
+    launch_node "$k" "${args[@]}"
+}
+
+# launch_node K ARGS...: cadre ARGS, detached, its log appended to.
+launch_node() {
+    local k=$1 pid
+    shift
     rm -f "$dir/node$k.out"
     # setsid: the node outlives this script and ignores the terminal's ^C.
-    setsid "$cadre" "${args[@]}" </dev/null >"$dir/node$k.out" 2>"$dir/node$k.log" &
+    setsid "$cadre" "$@" </dev/null >"$dir/node$k.out" 2>>"$dir/node$k.log" &
     pid=$!
     started+=("$pid")
     echo "$pid" >"$dir/node$k.pid"
+}
+
+# cmd_flag K FLAG: the value that follows FLAG in node K's command line.
+cmd_flag() {
+    local -a argv=()
+    local i
+    [ -f "$dir/node$1.cmd" ] || return 0
+    mapfile -d '' argv <"$dir/node$1.cmd"
+    for ((i = 1; i + 1 < ${#argv[@]}; i++)); do
+        if [ "${argv[i]}" = "$2" ]; then
+            echo "${argv[i + 1]}"
+            return 0
+        fi
+    done
 }
 
 # Waits for node K's readiness line (or its death, or the deadline).
@@ -270,6 +416,51 @@ wait_ready() {
     done
 }
 
+# leader_of API: "LEADER READY" as node API sees it ("- false" if it names none).
+leader_of() {
+    local json leader ready
+    json=$("$cadre" cluster leader --json --url "$1" --key-file "$key" \
+        --request-timeout 2000 2>/dev/null) || json=""
+    leader=$(sed -n 's/^{"leader":"\([^"]*\)".*/\1/p' <<<"$json")
+    ready=$(grep -o '"ready":[a-z]*' <<<"$json" | cut -d: -f2)
+    echo "${leader:--} ${ready:-false}"
+}
+
+# Waits until every node names the same leader and the leader says it is
+# ready (its barrier committed: schedules and locks work).
+wait_leader() {
+    local deadline=$1 k api first lead ready views
+    shift
+    while :; do
+        first=""
+        views=""
+        for k in "$@"; do
+            api=$(field api "$dir/node$k.out")
+            read -r lead ready <<<"$(leader_of "$api")"
+            views+=" node$k->$lead"
+            if [ "$lead" = - ] || { [ -n "$first" ] && [ "$lead" != "$first" ]; }; then
+                first=""
+                break
+            fi
+            first=$lead
+        done
+        if [ -n "$first" ]; then
+            api=$(field api "$dir/${first}.out" 2>/dev/null) || api=""
+            if [ -n "$api" ]; then
+                read -r lead ready <<<"$(leader_of "$api")"
+                [ "$lead" = "$first" ] && [ "$ready" = true ] && return 0
+                views+=" ($first not ready)"
+            fi
+        fi
+        if [ "$(now_ms)" -gt "$deadline" ]; then
+            echo "$prog: no ready leader that all nodes name after ${timeout}s:$views" >&2
+            for k in "$@"; do log_tail "$k"; done
+            return 1
+        fi
+        sleep 0.1
+    done
+}
+
 # Alive peers node K reports (states other than self/alive do not count).
 alive_peers() {
     local api=$1 json
@@ -281,8 +472,98 @@ alive_peers() {
     grep -o '"state":"alive"' <<<"$json" | wc -l
 }
 
+# DIR/cluster.env from the nodes' readiness lines and command lines.
+write_env() {
+    local k all v
+    all=$(known_nodes | tr '\n' ' ')
+    {
+        echo "# cadre local cluster: . $envfile, then run cadre commands"
+        printf 'export CADRE_URL=%q\n' "$(field api "$dir/node1.out")"
+        printf 'export CADRE_KEY_FILE=%q\n' "$key"
+        printf 'export CADRE_EVENTS_URL=%q\n' "$(field events "$dir/node1.out")"
+        printf 'export CADRE_CLUSTER_DIR=%q\n' "$dir"
+        printf 'export CADRE_CLUSTER_NODES=%q\n' "$(wc -w <<<"$all")"
+        for k in $all; do
+            printf 'export CADRE_NODE%d_URL=%q\n' "$k" "$(field api "$dir/node$k.out")"
+            printf 'export CADRE_NODE%d_PEER=%q\n' "$k" "$(field peer "$dir/node$k.out")"
+            printf 'export CADRE_NODE%d_EVENTS=%q\n' "$k" "$(field events "$dir/node$k.out")"
+            printf 'export CADRE_NODE%d_PID=%q\n' "$k" "$(field pid "$dir/node$k.out")"
+            v=$(cmd_flag "$k" --raft-listen)
+            [ -z "$v" ] || printf 'export CADRE_NODE%d_RAFT=%q\n' "$k" "$v"
+        done
+        v=$(cmd_flag 1 --voters)
+        [ -z "$v" ] || printf 'export CADRE_CLUSTER_VOTERS=%q\n' "$v"
+    } >"$envfile.tmp"
+    mv "$envfile.tmp" "$envfile"
+}
+
+# start --node K: node K again, with the command line it was started with,
+# joining through a running node; waits as start does (ready, members alive,
+# and with --voters a leader all running nodes name), rewrites cluster.env.
+cmd_start_one() {
+    local k=$only j pid peer="" deadline n api running=() argv=() args=() i
+    [ -f "$dir/node$k.cmd" ] ||
+        die "--node $k: node$k was not started in $dir (no $dir/node$k.cmd)"
+    if pid=$(node_pid "$k"); then
+        die "node$k is already running in $dir (pid $pid)"
+    fi
+    timeout=${timeout:-20}
+    for j in $(known_nodes); do
+        [ "$j" -ne "$k" ] || continue
+        if node_pid "$j" >/dev/null; then
+            running+=("$j")
+            [ -n "$peer" ] || peer=$(field peer "$dir/node$j.out")
+        fi
+    done
+    mapfile -d '' argv <"$dir/node$k.cmd"
+    cadre=${argv[0]}
+    [ -x "$cadre" ] || die "node$k's binary $cadre is gone"
+    # Its flags, with a running node's peer url instead of the one it had.
+    for ((i = 1; i < ${#argv[@]}; i++)); do
+        if [ "${argv[i]}" = --peer ]; then
+            i=$((i + 1))
+            continue
+        fi
+        args+=("${argv[i]}")
+    done
+    [ -z "$peer" ] || args+=(--peer "$peer")
+
+    trap 'abort_start' EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    deadline=$(($(now_ms) + timeout * 1000))
+    launch_node "$k" "${args[@]}"
+    wait_ready "$k" "$deadline" || exit 1
+    pid=$(field pid "$dir/node$k.out")
+    [ -n "$pid" ] && echo "$pid" >"$dir/node$k.pid"
+    # Membership: node K and the running nodes all see each other alive.
+    for j in "$k" "${running[@]}"; do
+        api=$(field api "$dir/node$j.out")
+        while n=$(alive_peers "$api") && [ "$n" -lt ${#running[@]} ]; do
+            if [ "$(now_ms)" -gt "$deadline" ]; then
+                echo "$prog: node$j sees $n of ${#running[@]} peers alive after ${timeout}s" >&2
+                log_tail "$j"
+                exit 1
+            fi
+            sleep 0.1
+        done
+    done
+    if [ -n "$(cmd_flag "$k" --voters)" ]; then
+        wait_leader "$deadline" "$k" "${running[@]}" || exit 1
+    fi
+    write_env
+    start_done=1
+    trap - EXIT INT TERM
+    echo "node$k up again in $dir: pid $pid, api $(field api "$dir/node$k.out")${peer:+, joined through $peer}"
+    if [ -n "$(cmd_flag "$k" --voters)" ]; then
+        read -r n _ <<<"$(leader_of "$(field api "$dir/node$k.out")")"
+        echo "  leader $n"
+    fi
+}
+
 cmd_start() {
-    local k pid listen peer1="" deadline ok api n
+    local k pid listen peer1="" deadline ok api n voters_spec="" fmt
+    local -a raft_port=()
     find_cadre || exit 1
     if [ -z "$plugin" ] && [ -f "$(dirname "$cadre")/demo.so" ]; then
         plugin="$(dirname "$cadre")/demo.so"
@@ -290,6 +571,12 @@ cmd_start() {
     if [ -n "$plugin" ]; then
         [ -f "$plugin" ] || die "--plugin $plugin: no such file"
         plugin=$(cd "$(dirname "$plugin")" && pwd)/$(basename "$plugin")
+    fi
+    if [ -n "$config" ]; then
+        if [ ! -f "$config" ] || [ ! -r "$config" ]; then
+            die "--config $config: no such readable file"
+        fi
+        config=$(cd "$(dirname "$config")" && pwd)/$(basename "$config")
     fi
     timeout=${timeout:-20}
 
@@ -299,6 +586,13 @@ cmd_start() {
         fi
     done
     rm -f "$dir"/node*.pid "$dir"/node*.out "$envfile"
+    if [ "$voters" -eq 1 ]; then
+        raft_ports
+        for k in $(seq 1 "$nodes"); do
+            voters_spec+="${voters_spec:+,}node$k=127.0.0.1:${raft_port[k]}"
+        done
+        for k in $(seq 1 "$nodes"); do echo "node$k=${raft_port[k]}"; done >"$dir/raft.ports"
+    fi
 
     if [ ! -s "$key" ]; then
         (
@@ -362,33 +656,34 @@ cmd_start() {
         fi
         sleep 0.1
     done
+    if [ "$voters" -eq 1 ]; then
+        wait_leader "$deadline" $(seq 1 "$nodes") || exit 1
+    fi
 
-    {
-        echo "# cadre local cluster: . $envfile, then run cadre commands"
-        printf 'export CADRE_URL=%q\n' "$(field api "$dir/node1.out")"
-        printf 'export CADRE_KEY_FILE=%q\n' "$key"
-        printf 'export CADRE_EVENTS_URL=%q\n' "$(field events "$dir/node1.out")"
-        printf 'export CADRE_CLUSTER_DIR=%q\n' "$dir"
-        printf 'export CADRE_CLUSTER_NODES=%q\n' "$nodes"
-        for k in $(seq 1 "$nodes"); do
-            printf 'export CADRE_NODE%d_URL=%q\n' "$k" "$(field api "$dir/node$k.out")"
-            printf 'export CADRE_NODE%d_PEER=%q\n' "$k" "$(field peer "$dir/node$k.out")"
-            printf 'export CADRE_NODE%d_EVENTS=%q\n' "$k" "$(field events "$dir/node$k.out")"
-        done
-    } >"$envfile"
+    write_env
+    # Up: from here on an interrupted or failed print leaves the nodes running.
+    start_done=1
+    trap - EXIT INT TERM
 
-    echo "cluster of $nodes nodes up in $dir ($workers workers each${plugin:+, plugin ${plugin##*/}})"
-    printf '  %-7s %-8s %-24s %-24s %s\n' NODE PID API PEER EVENTS
+    echo "cluster of $nodes nodes up in $dir ($workers workers each${plugin:+, plugin ${plugin##*/}}${config:+, config ${config##*/}})"
+    fmt='  %-7s %-8s %-24s %-24s %s%s\n'
+    [ "$voters" -eq 1 ] && fmt='  %-7s %-8s %-24s %-24s %-24s %s\n'
+    # shellcheck disable=SC2059 # one of two fixed formats
+    printf "$fmt" NODE PID API PEER EVENTS "$([ "$voters" -eq 0 ] || echo RAFT)"
     for k in $(seq 1 "$nodes"); do
-        printf '  %-7s %-8s %-24s %-24s %s\n' "node$k" "$(cat "$dir/node$k.pid")" \
+        # shellcheck disable=SC2059
+        printf "$fmt" "node$k" "$(cat "$dir/node$k.pid")" \
             "$(field api "$dir/node$k.out")" "$(field peer "$dir/node$k.out")" \
-            "$(field events "$dir/node$k.out")"
+            "$(field events "$dir/node$k.out")" \
+            "$([ "$voters" -eq 0 ] || echo "127.0.0.1:${raft_port[k]}")"
     done
+    if [ "$voters" -eq 1 ]; then
+        read -r n _ <<<"$(leader_of "$(field api "$dir/node1.out")")"
+        echo "  leader $n (raft: election 300 ms, heartbeat 30 ms)"
+    fi
     echo "  key $key, logs $dir/nodeK.log"
     echo "  use it:  . $envfile && $cadre cluster members"
     echo "  stop it: $0 stop -d $dir"
-    start_done=1
-    trap - EXIT INT TERM
 }
 
 # --- status ------------------------------------------------------------------
@@ -414,6 +709,9 @@ cmd_status() {
     echo "$up of $total nodes running in $dir"
     if [ -n "$api" ] && [ -n "$cadre" ]; then
         "$cadre" cluster members --url "$api" --key-file "$key" || true
+        if [ -f "$dir/raft.ports" ]; then
+            "$cadre" cluster leader --url "$api" --key-file "$key" || true
+        fi
     fi
     [ "$up" -eq "$total" ]
 }
@@ -423,7 +721,11 @@ cmd_status() {
 cmd_stop() {
     local k pid pids=() names=() deadline left i
     timeout=${timeout:-40}
+    if [ -n "$only" ] && ! known_nodes | grep -qx "$only"; then
+        die "--node $only: no node$only in $dir"
+    fi
     for k in $(known_nodes); do
+        [ -z "$only" ] || [ "$k" -eq "$only" ] || continue
         if pid=$(node_pid "$k"); then
             kill -TERM "$pid" 2>/dev/null || true
             pids+=("$pid")
@@ -433,7 +735,7 @@ cmd_stop() {
         fi
     done
     if [ ${#pids[@]} -eq 0 ]; then
-        echo "no node running in $dir"
+        echo "no node${only:+ $only} running in $dir"
         return 0
     fi
     # SIGTERM: each node lets running jobs finish (up to its shutdown-grace)
@@ -453,11 +755,11 @@ cmd_stop() {
     for k in $(known_nodes); do
         node_pid "$k" >/dev/null || rm -f "$dir/node$k.pid"
     done
-    echo "stopped ${#pids[@]} nodes (${names[*]}) in $dir"
+    echo "stopped ${#pids[@]} node$([ ${#pids[@]} -eq 1 ] || echo s) (${names[*]}) in $dir"
 }
 
 case $cmd in
-start) cmd_start ;;
+start) if [ -n "$only" ]; then cmd_start_one; else cmd_start; fi ;;
 status) cmd_status ;;
 stop) cmd_stop ;;
 esac
