@@ -329,13 +329,14 @@ log_tail() {
 
 # --- start -------------------------------------------------------------------
 
-started=()
+started=()      # pids this run started
+started_k=()    # and their node numbers
 start_done=0
 
 # On a failed or interrupted start: stop what this run started, keep the
 # logs. Runs at exit.
 abort_start() {
-    local pid
+    local pid k
     if [ "$start_done" -ne 0 ] || [ ${#started[@]} -eq 0 ]; then
         return 0
     fi
@@ -350,7 +351,8 @@ abort_start() {
         done
         kill -KILL "$pid" 2>/dev/null || true
     done
-    rm -f "$dir"/node*.pid
+    # Only theirs: start --node K must not orphan the running nodes.
+    for k in "${started_k[@]}"; do rm -f "$dir/node$k.pid"; done
 }
 
 start_node() {
@@ -380,6 +382,7 @@ launch_node() {
     setsid "$cadre" "$@" </dev/null >"$dir/node$k.out" 2>>"$dir/node$k.log" &
     pid=$!
     started+=("$pid")
+    started_k+=("$k")
     echo "$pid" >"$dir/node$k.pid"
 }
 
