@@ -19,13 +19,17 @@ cd_fault(const char *point)
     const char   *spec = getenv("CADRE_FAULT");
     size_t        len = strlen(point);
     unsigned long n;
+    char         *end;
+    int           term;
 
     if (spec == NULL || strncmp(spec, point, len) != 0 || spec[len] != ':')
         return;
-    n = strtoul(spec + len + 1, NULL, 10);
+    n = strtoul(spec + len + 1, &end, 10);
+    term = strcmp(end, ":term") == 0;
     if (++fault_hits != n)
         return;
-    CD_LOG_WARN("fault", "FAULT", "point=%s hit=%lu: SIGKILL", point, n);
-    kill(getpid(), SIGKILL);
+    CD_LOG_WARN("fault", "FAULT", "point=%s hit=%lu: %s", point, n,
+                term ? "SIGTERM" : "SIGKILL");
+    kill(getpid(), term ? SIGTERM : SIGKILL);
 }
 #endif

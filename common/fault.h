@@ -3,6 +3,7 @@
  * passes the named point (n >= 1), so a test can crash a node between two
  * steps that no outside kill could hit reliably, e.g. after a schedule
  * slot's held job committed and before its DONE is proposed.
+ * <point>:<n>:term sends SIGTERM instead: a graceful stop at that point.
  *
  * Compiled in only with -DCADRE_FAULTS=ON (the default for test builds; a
  * release build turns it off and cd_fault compiles to nothing). Points

@@ -92,6 +92,7 @@ struct node {
     uint64_t                  last_prune_mono_ms, last_sync_mono_ms;
     uint64_t                  bad_frames, replayed, commits, commit_errors;
     int                       stopping;
+    int                       drain_logged;
     uint64_t                  stop_deadline_mono_ms;
     int                       closed;
 };
@@ -770,8 +771,7 @@ node_turn(struct node *n, struct api_req *list)
     }
     node_unique_ready(n, &t);
     node_timed_work(n, &t);
-    if (!n->stopping)
-        scheduler_turn(n->scheduler, &t);
+    scheduler_turn(n->scheduler, &t, n->stopping);
     if (cd_mono_ms() >= runs_next_mono_ms(n->runs))
         runs_tick(n->runs, cd_mono_ms()); /* re-queued tasks: pumped below */
     if (!n->stopping) {
@@ -875,6 +875,45 @@ node_finish(struct node *n)
     n->pool = NULL;
 }
 
+/* Whether an alive peer with free workers serves a queue this node has
+ * ready jobs in: it will steal them (node/steal.h) if the node waits. */
+static int
+node_peers_would_steal(struct node *n)
+{
+    const char *ids[16];
+    uint32_t    free_slots[16];
+    size_t      k;
+
+    if (n->cluster == NULL)
+        return 0;
+    k = cluster_free_peers(n->cluster, ids, free_slots, 16);
+    for (size_t i = 0; i < k; i++) {
+        const char *const *names = NULL;
+        size_t             m = cluster_peer_serves(n->cluster, ids[i], &names);
+
+        if (store_ready_in(n->store, names, m) > 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* A graceful stop drains: while peers would steal this node's ready jobs
+ * (a schedule's slot released just before the stop among them), the node
+ * stays up to lend them, until the grace deadline; what is left waits in
+ * the store for its restart. */
+static int
+node_draining(struct node *n, uint64_t mono)
+{
+    if (mono >= n->stop_deadline_mono_ms || !node_peers_would_steal(n))
+        return 0;
+    if (!n->drain_logged) {
+        n->drain_logged = 1;
+        CD_LOG_NOTICE("node", "NODE-DRAIN",
+                      "ready jobs left for peers to take before exiting");
+    }
+    return 1;
+}
+
 /* Shutdown waits for supervised workers to exit and for jobs handed out to
  * be reported, up to shutdown_grace_ms; then kills what is left. */
 static void
@@ -884,7 +923,8 @@ node_check_stop(struct node *n, uint64_t mono)
     int alive = pool_alive(n->pool) > 0;
 
     if (!alive && !held) {
-        node_finish(n);
+        if (!node_draining(n, mono))
+            node_finish(n);
         return;
     }
     if (mono >= n->stop_deadline_mono_ms) {
@@ -930,7 +970,7 @@ node_tick_cb(uv_timer_t *h)
         mono >= n->next_fetch_mono_ms ||
         mono >= n->last_prune_mono_ms + NODE_PRUNE_EVERY_MS ||
         (n->runs != NULL && mono >= runs_next_mono_ms(n->runs)) ||
-        (!n->stopping && scheduler_wants_turn(n->scheduler, now)) ||
+        scheduler_wants_turn(n->scheduler, now) ||
         uniq_wants_turn(n->uniq, mono))
         node_turn(n, NULL);
     uniq_tick(n->uniq, mono);

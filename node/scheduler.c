@@ -517,7 +517,7 @@ scheduler_plan(struct scheduler *s, int ready)
 }
 
 void
-scheduler_turn(struct scheduler *s, struct turn *t)
+scheduler_turn(struct scheduler *s, struct turn *t, int stopping)
 {
     int     ready;
     int64_t now_s = (int64_t)(t->now_ms / 1000);
@@ -525,13 +525,13 @@ scheduler_turn(struct scheduler *s, struct turn *t)
     if (s == NULL || s->closing)
         return;
     s->kicked = 0;
-    ready = scheduler_ready(s);
+    ready = !stopping && scheduler_ready(s);
     if (ready && !s->was_ready)
         scheduler_take_over(s, now_s);
     s->was_ready = ready;
     for (size_t i = 0; i < s->n; i++) {
         scheduler_advance(s, i, t, ready);
-        if (!s->e[i].led || ready)
+        if (!stopping && (!s->e[i].led || ready))
             scheduler_due(s, i, t, now_s);
     }
     scheduler_sweep(s, t);

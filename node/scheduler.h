@@ -74,8 +74,10 @@ int  scheduler_open(struct scheduler **out, const struct scheduler_config *cfg,
 void scheduler_close(struct scheduler *s); /* accepts NULL */
 
 /* The work of one node turn, inside its write txn: fires due slots, moves
- * on_one_server slots along, sweeps held jobs. */
-void scheduler_turn(struct scheduler *s, struct turn *t);
+ * on_one_server slots along, sweeps held jobs. stopping: fire nothing new,
+ * but still release the slots done by this node (held jobs become ready,
+ * for peers to steal while the node drains: node.c). */
+void scheduler_turn(struct scheduler *s, struct turn *t, int stopping);
 /* After the turn's commit (ok = committed): the slots held in it go on to
  * their DONE. */
 void scheduler_committed(struct scheduler *s, int ok);
