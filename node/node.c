@@ -1062,6 +1062,12 @@ node_open_leader(struct node *n, cd_err *err)
     lc.watchdog_ms = cfg->raft_watchdog_ms;
     lc.node_key = &n->peer_ring.key[KEYS_ROLE_NODE];
     lc.fail_cb = node_leader_fail_cb;
+    if (vn > 1 && cfg->peers_n == 0) /* raft does not make them members */
+        CD_LOG_WARN("node", "NODE-VOTERS-NO-PEERS",
+                    "--voters without --peer: this node meets the others only "
+                    "when they list it as a peer; until then it cannot "
+                    "forward locks, unique jobs or schedule pauses to the "
+                    "leader, nor lend or steal jobs");
     lc.arg = n;
     rc = leader_open(&n->leader, &n->loop, &lc, err);
     return rc == CADRE_OK ? CADRE_OK : cd_err_wrap(err, "leader");
