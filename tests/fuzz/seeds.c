@@ -282,6 +282,34 @@ seeds_msgs(void)
     m.u.admin_reply.queues_n = 2;
     seeds_msg(&m);
 
+    {
+        struct msg_schedule sc[2] = {
+            {.name = "nightly",
+             .cron = "30 2 * * *",
+             .task = "report",
+             .queue = "default",
+             .tz = "Europe/Paris",
+             .where = "leader",
+             .on_one_server = 1,
+             .next_s = 1700000000,
+             .last_s = 1699990000,
+             .fired = 3},
+            {.name = "tick", .cron = "@every 1s", .task = "t", .paused = 1}};
+
+        memset(&m, 0, sizeof(m));
+        m.kind = MSG_ADMIN_REPLY;
+        m.u.admin_reply.schedules = sc;
+        m.u.admin_reply.schedules_n = 2;
+        m.u.admin_reply.id = ids[0];
+        m.u.admin_reply.has_id = 1;
+        seeds_msg(&m);
+    }
+    memset(&m, 0, sizeof(m));
+    m.kind = MSG_ADMIN;
+    m.u.admin.op = MSG_ADMIN_SCHEDULE_PAUSE;
+    m.u.admin.queue = "nightly";
+    seeds_msg(&m);
+
     memset(rt, 0, sizeof(rt));
     rt[0].task = "echo";
     rt[0].payload = (msg_bytes){payload, 3};
@@ -316,6 +344,13 @@ seeds_msgs(void)
     m.u.event.attempt = 2;
     m.u.event.at_ms = 1700000000000ull;
     m.u.event.error_type = "E";
+    seeds_msg(&m);
+    memset(&m, 0, sizeof(m));
+    m.kind = MSG_EVENT;
+    m.u.event.kind = MSG_EVENT_LEADER;
+    m.u.event.leader = "b";
+    m.u.event.term = 7;
+    m.u.event.at_ms = 1700000000000ull;
     seeds_msg(&m);
 
     seeds_member(&mm[0], "a");
