@@ -457,7 +457,7 @@ node_schedule_op(struct node *n, struct turn *t, struct api_req *r, int role,
                                &err);
         reply.u.admin_reply.has_id = rc == CADRE_OK;
     } else {
-        rc = scheduler_pause(n->scheduler, name, paused, &err);
+        rc = scheduler_pause(n->scheduler, t, name, paused, &err);
     }
     if (rc != CADRE_OK)
         turn_seal_error(&n->sealer, r, role, m->request_id, rc, err.msg);

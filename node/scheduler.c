@@ -318,6 +318,49 @@ scheduler_fire(struct scheduler *s, size_t i, struct turn *t, int64_t slot_s)
     (void)scheduler_store(e, t, slot_s, &id, 0);
 }
 
+/* A local schedule's state goes to the store with the turn, so a restarted
+ * node applies the catchup policy from where it stopped (the leader's log
+ * keeps an on_one_server schedule's). */
+static void
+scheduler_save(struct scheduler_entry *e, struct turn *t)
+{
+    cd_err err;
+
+    if (e->led)
+        return;
+    if (store_sched_put(t->txn, e->def->name, e->last_s, e->paused, &err) !=
+        CADRE_OK) {
+        CD_LOG_WARN("scheduler", "SCHED-SAVE", "schedule=%s error=\"%s\"",
+                    e->def->name, err.msg);
+        return;
+    }
+    t->dirty = 1;
+}
+
+/* The first turn of a schedule: a local one goes on from its saved slot
+ * (missed slots then follow its catchup policy) and keeps its pause; one
+ * never saved starts with the next slot. */
+static void
+scheduler_arm(struct scheduler_entry *e, struct turn *t, int64_t now_s)
+{
+    int64_t last = 0;
+    int     paused = 0, found = 0;
+    cd_err  err;
+
+    e->armed = 1;
+    e->last_s = now_s - 1;
+    if (e->led)
+        return;
+    if (store_sched_get(t->txn, e->def->name, &last, &paused, &found, &err) !=
+        CADRE_OK)
+        CD_LOG_WARN("scheduler", "SCHED-LOAD", "schedule=%s error=\"%s\"",
+                    e->def->name, err.msg);
+    if (!found)
+        return;
+    e->last_s = last < now_s ? last : now_s - 1; /* a clock stepped back */
+    e->paused = paused;
+}
+
 /* The due slots of schedule i at now, through its catchup and overlap
  * policies. */
 static void
@@ -327,10 +370,11 @@ scheduler_due(struct scheduler *s, size_t i, struct turn *t, int64_t now_s)
     int64_t                 slots[SCHEDULER_DUE_MAX];
     size_t                  n;
 
-    if (!e->armed) {
-        e->last_s = now_s - 1; /* the first slot is the next one */
-        e->armed = 1;
-    }
+    int64_t was;
+
+    if (!e->armed)
+        scheduler_arm(e, t, now_s);
+    was = e->last_s;
     if (e->buffered && !scheduler_running(e, t)) {
         e->buffered = 0;
         scheduler_fire(s, i, t, e->buffered_s);
@@ -359,6 +403,8 @@ scheduler_due(struct scheduler *s, size_t i, struct turn *t, int64_t now_s)
         e->def->catchup == SCHED_CATCHUP_SKIP)
         e->last_s =
             now_s - SCHED_SKIP_GRACE_S; /* keep sched_due's walk short */
+    if (e->last_s != was)
+        scheduler_save(e, t); /* in the txn that stored the slots' jobs */
 }
 
 /* A new leader's first turn after its barrier: its FSM has every slot
@@ -647,7 +693,8 @@ scheduler_run_now(struct scheduler *s, struct turn *t, const char *name,
 }
 
 int
-scheduler_pause(struct scheduler *s, const char *name, int paused, cd_err *err)
+scheduler_pause(struct scheduler *s, struct turn *t, const char *name,
+                int paused, cd_err *err)
 {
     struct scheduler_entry *e = s != NULL ? scheduler_find(s, name) : NULL;
 
@@ -658,7 +705,10 @@ scheduler_pause(struct scheduler *s, const char *name, int paused, cd_err *err)
                           "schedule '%s' runs on one server: its pause "
                           "lives in the leader's log",
                           name);
+    if (!e->armed)
+        scheduler_arm(e, t, (int64_t)(t->now_ms / 1000));
     e->paused = paused;
+    scheduler_save(e, t);
     CD_LOG_NOTICE("scheduler", paused ? "SCHED-PAUSE" : "SCHED-RESUME",
                   "schedule=%s", name);
     return CADRE_OK;

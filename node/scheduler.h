@@ -24,6 +24,10 @@
  * known only to the node that stored it: after a failover the new leader
  * does not see the old leader's running job).
  *
+ * A local schedule's latest slot and pause are saved in the node's store
+ * (store_sched_put), so after a restart its missed slots follow its
+ * catchup policy.
+ *
  * Pausing: `cadre schedule pause NAME` on a local schedule pauses it on the
  * node asked; on an on_one_server schedule it holds the unique key
  * "cadre.schedule.paused:NAME" in the leader's FSM (scheduler_pause_key),
@@ -97,8 +101,8 @@ int scheduler_run_now(struct scheduler *s, struct turn *t, const char *name,
 /* Pauses or resumes a local schedule on this node. Returns CADRE_ENOTFOUND;
  * CADRE_EINVAL (err says so) for an on_one_server schedule with raft: the
  * caller proposes the pause key instead (scheduler_pause_key). */
-int scheduler_pause(struct scheduler *s, const char *name, int paused,
-                    cd_err *err);
+int scheduler_pause(struct scheduler *s, struct turn *t, const char *name,
+                    int paused, cd_err *err);
 /* 1 if name is an on_one_server schedule fired through the leader. */
 int scheduler_is_leader_led(const struct scheduler *s, const char *name);
 /* Writes the FSM unique key that pauses name into out (cap bytes). */

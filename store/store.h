@@ -162,6 +162,16 @@ int store_held_list(store_txn *txn, cadre_job_id *ids, size_t max, size_t *n,
  * held. */
 int store_held_release(store_txn *txn, const cadre_job_id *id, cd_err *err);
 
+/* ---- schedule state (store/schedstate.c) ----
+ * A local schedule's latest slot fired or skipped and its pause, kept across
+ * restarts. *found = 0 (and nothing else set) for a schedule never saved.
+ * Returns CADRE_EINVAL (name too long), CADRE_ECORRUPT, CADRE_EIO; put:
+ * CADRE_EFULL too. */
+int store_sched_get(store_txn *txn, const char *name, int64_t *last_s,
+                    int *paused, int *found, cd_err *err);
+int store_sched_put(store_txn *txn, const char *name, int64_t last_s,
+                    int paused, cd_err *err);
+
 int store_job_add(store_txn *txn, struct store_job *job, uint64_t now_ms,
                   int *duplicate, cd_err *err);
 

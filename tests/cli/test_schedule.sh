@@ -45,19 +45,26 @@ timezone = Europe/Paris
 [schedule "tick"]
 every = 1s
 task = report
+[schedule "all"]
+every = 1s
+task = report
+catchup = all
 EOF
-"$CADRE_BIN" node --config "$tmp/cadre.conf" --data "$tmp/data" \
-  --listen tcp://127.0.0.1:0 --workers 1 \
-  --exec "report=echo \"\$CADRE_SCHEDULE \$CADRE_SLOT\" >> $tmp/runs" \
-  >"$tmp/node.out" 2>"$tmp/node.log" &
-node=$!
-url=""
-for _ in $(seq 150); do
-  url=$(sed -n 's/^cadre node ready api=\([^ ]*\).*/\1/p' "$tmp/node.out")
-  [ -n "$url" ] && break
-  sleep 0.1
-done
-[ -n "$url" ] || fail "node did not start: $(tail -3 "$tmp/node.log")"
+start_node() {
+  "$CADRE_BIN" node --config "$tmp/cadre.conf" --data "$tmp/data" \
+    --listen tcp://127.0.0.1:0 --workers 1 \
+    --exec "report=echo \"\$CADRE_SCHEDULE \$CADRE_SLOT\" >> $tmp/runs" \
+    >"$tmp/node.out" 2>>"$tmp/node.log" &
+  node=$!
+  url=""
+  for _ in $(seq 150); do
+    url=$(sed -n 's/^cadre node ready api=\([^ ]*\).*/\1/p' "$tmp/node.out")
+    [ -n "$url" ] && break
+    sleep 0.1
+  done
+  [ -n "$url" ] || fail "node did not start: $(tail -3 "$tmp/node.log")"
+}
+start_node
 conn=(--url "$url" --key-file "$tmp/data/cluster.key")
 "$CADRE_BIN" schedule list "${conn[@]}" >"$tmp/table" || fail "list exited $?"
 head -1 "$tmp/table" | grep -q "^NAME .*CRON .*TASK .*WHERE .*NEXT .*LAST .*STATE" ||
@@ -69,7 +76,7 @@ python3 - "$tmp/json" <<'PY' || fail "bad JSON: $(cat "$tmp/json")"
 import json, sys
 v = json.load(open(sys.argv[1]))
 names = {s["name"]: s for s in v}
-assert set(names) == {"hourly", "tick"}, names
+assert set(names) == {"hourly", "tick", "all"}, names
 h = names["hourly"]
 assert h["timezone"] == "Europe/Paris" and h["on_one_server"] is False
 assert h["next_s"] % 3600 == 0 and h["paused"] is False, h
@@ -87,13 +94,13 @@ passed=$((passed + 1))
 "$CADRE_BIN" schedule pause tick "${conn[@]}" | grep -q "tick paused" || fail "pause"
 "$CADRE_BIN" schedule list "${conn[@]}" | grep -Eq "^tick .* paused$" || fail "not shown paused"
 sleep 0.5
-before=$(wc -l <"$tmp/runs")
+before=$(grep -c "^tick " "$tmp/runs")
 sleep 2
-after=$(wc -l <"$tmp/runs")
+after=$(grep -c "^tick " "$tmp/runs")
 [ "$after" -eq "$before" ] || fail "a paused schedule ran ($before -> $after)"
 "$CADRE_BIN" schedule resume tick "${conn[@]}" | grep -q "tick resumed" || fail "resume"
 sleep 2
-[ "$(wc -l <"$tmp/runs")" -gt "$after" ] || fail "a resumed schedule did not run"
+[ "$(grep -c "^tick " "$tmp/runs")" -gt "$after" ] || fail "a resumed schedule did not run"
 passed=$((passed + 1))
 
 # 5. run now: a job id, and the handler sees the schedule's name.
@@ -115,6 +122,31 @@ for sub in run pause resume; do
   [ $code -eq 1 ] || fail "schedule $sub nope exited $code"
   grep -q "no schedule 'nope'" "$tmp/err" || fail "schedule $sub nope: $(cat "$tmp/err")"
 done
+passed=$((passed + 1))
+
+# 6b. a restart keeps a local schedule's place and pause: the slots missed
+# while the node was down follow catchup = last (the latest runs, once).
+"$CADRE_BIN" schedule pause hourly "${conn[@]}" >/dev/null || fail "pause hourly"
+kill "$node"
+wait "$node" || true
+node=
+down=$(date +%s)
+sleep 3.2
+: >"$tmp/runs"
+start_node
+up=$(date +%s)
+conn=(--url "$url" --key-file "$tmp/data/cluster.key")
+sleep 0.5
+# tick (catchup = last): one run for all the slots of (down, up].
+n=$(awk -v a="$down" -v b="$up" '$1 == "tick" && $2 > a && $2 <= b' "$tmp/runs" | wc -l)
+[ "$n" -eq 1 ] || fail "tick: $n runs for the slots of ($down, $up], not 1: $(cat "$tmp/runs")"
+# all (catchup = all): each slot of (down, up) once.
+for s in $(seq $((down + 1)) $((up - 1))); do
+  n=$(grep -c "^all $s$" "$tmp/runs" || true)
+  [ "$n" -eq 1 ] || fail "all: slot $s ran $n times after the restart: $(cat "$tmp/runs")"
+done
+"$CADRE_BIN" schedule list "${conn[@]}" | grep -Eq "^hourly .* paused$" ||
+  fail "hourly's pause did not survive the restart"
 kill "$node"
 wait "$node" || true
 node=

@@ -1,8 +1,9 @@
-/* test_store_held.c: held jobs (store/held.c) against a real LMDB
- * environment: a job added with available_at_ms = STORE_HELD_MS is stored
- * but never promoted or reserved, is listed, survives a reopen with its
- * schedule and slot, and runs once released; ordinary delayed jobs are not
- * listed and cannot be released. */
+/* test_store_held.c: held jobs (store/held.c) and schedule state
+ * (store/schedstate.c) against a real LMDB environment: a job added with
+ * available_at_ms = STORE_HELD_MS is stored but never promoted or reserved,
+ * is listed, survives a reopen with its schedule and slot, and runs once
+ * released; ordinary delayed jobs are not listed and cannot be released. A
+ * schedule's saved slot and pause survive a reopen. */
 #include <stdio.h>
 #include <string.h>
 
@@ -114,8 +115,51 @@ TEST(held_is_listed_never_promoted_then_released)
     store_close(s);
 }
 
+/* A local schedule's state (store/schedstate.c): absent, written, read
+ * back after a reopen, overwritten; a name too long is refused. */
+TEST(schedule_state_survives_a_reopen)
+{
+    const char *dir = tap_tmpdir();
+    store      *s = held_open(dir);
+    store_txn  *t = NULL;
+    cd_err      err = {0};
+    int64_t     last = 0;
+    int         paused = -1, found = -1;
+    char        longname[300];
+
+    REQUIRE(s != NULL);
+    REQUIRE(store_txn_begin(s, 0, &t, &err) == CADRE_OK);
+    CHECK_EQ(store_sched_get(t, "tick", &last, &paused, &found, &err),
+             CADRE_OK);
+    CHECK_EQ(found, 0);
+    CHECK_EQ(store_sched_put(t, "tick", 1700000005, 1, &err), CADRE_OK);
+    CHECK_EQ(store_sched_put(t, "other", -3, 0, &err), CADRE_OK);
+    memset(longname, 'x', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    CHECK_EQ(store_sched_put(t, longname, 1, 0, &err), CADRE_EINVAL);
+    CHECK_EQ(store_txn_commit(t, &err), CADRE_OK);
+    store_close(s);
+
+    s = held_open(dir);
+    REQUIRE(s != NULL);
+    REQUIRE(store_txn_begin(s, 0, &t, &err) == CADRE_OK);
+    CHECK_EQ(store_sched_get(t, "tick", &last, &paused, &found, &err),
+             CADRE_OK);
+    CHECK(found == 1 && last == 1700000005 && paused == 1);
+    CHECK_EQ(store_sched_get(t, "other", &last, &paused, &found, &err),
+             CADRE_OK);
+    CHECK(found == 1 && last == -3 && paused == 0);
+    CHECK_EQ(store_sched_put(t, "tick", 1700000009, 0, &err), CADRE_OK);
+    CHECK_EQ(store_sched_get(t, "tick", &last, &paused, &found, &err),
+             CADRE_OK);
+    CHECK(found == 1 && last == 1700000009 && paused == 0);
+    CHECK_EQ(store_txn_commit(t, &err), CADRE_OK);
+    store_close(s);
+}
+
 int
 main(void)
 {
-    TAP_RUN(T(held_is_listed_never_promoted_then_released));
+    TAP_RUN(T(held_is_listed_never_promoted_then_released),
+            T(schedule_state_survives_a_reopen));
 }
