@@ -47,7 +47,7 @@ coord_code_rc(const struct msg_coord *req, const struct coord_answer *a,
     case MSG_COORD_OK:
         return CADRE_OK;
     case MSG_COORD_HELD:
-        return cd_err_set(err, CADRE_EBUSY,
+        return cd_err_set(err, CADRE_EHELD,
                           "held by %s (token %llu), free in %llu ms", a->holder,
                           (unsigned long long)a->token,
                           (unsigned long long)a->retry_after_ms);
@@ -102,8 +102,8 @@ coord_call(cadre_client *c, const struct msg_coord *req, struct coord_answer *a,
 static int
 coord_retryable(int rc)
 {
-    return rc == CADRE_EBUSY || rc == CADRE_ELIMITED || rc == CADRE_ETIMEDOUT ||
-           rc == CADRE_ESTOPPING;
+    return rc == CADRE_EBUSY || rc == CADRE_EHELD || rc == CADRE_ELIMITED ||
+           rc == CADRE_ETIMEDOUT || rc == CADRE_ESTOPPING;
 }
 
 /* Calls until the answer is OK, an error that waiting cannot fix, or

@@ -48,7 +48,8 @@ extern "C" {
     X(CONFIG, "configuration error")                                           \
     X(VERSION, "version mismatch")                                             \
     X(INTERNAL, "internal error")                                              \
-    X(LIMITED, "over the limit")
+    X(LIMITED, "over the limit")                                               \
+    X(HELD, "held by another owner")
 
 #define CADRE_ERR_ENUM_(name, text) CADRE_E##name,
 enum cadre_error { CADRE_ERRORS(CADRE_ERR_ENUM_) CADRE_E_COUNT };
@@ -423,10 +424,11 @@ CADRE_API int cadre_schedule_pause(cadre_client *c, const char *name,
  * needs. A holder that dies loses the lock when its ttl runs out.
  * block_ms 0: one try; else tries again (at most every 50 ms, sooner when
  * the lock expires sooner) until acquired or block_ms passed, also across
- * a leader failover. Returns CADRE_EBUSY while another owner holds it
- * (cadre_client_errmsg names the holder and when it expires) or no leader
- * is ready, CADRE_EINVAL for a bad key, owner or ttl_ms 0, CADRE_EFULL
- * when the leader's state is full, CADRE_ECONFIG, or a request's error. */
+ * a leader failover. Returns CADRE_EHELD while another owner holds it
+ * (cadre_client_errmsg names the holder and when it expires), CADRE_EBUSY
+ * while no leader is ready, CADRE_EINVAL for a bad key, owner or ttl_ms 0,
+ * CADRE_EFULL when the leader's state is full, CADRE_ECONFIG, or a request's
+ * error. */
 CADRE_API int cadre_lock_acquire(cadre_client *c, const char *key,
                                  const char *owner, uint64_t ttl_ms,
                                  uint64_t block_ms, uint64_t *token,
