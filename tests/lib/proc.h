@@ -197,9 +197,12 @@ int proc_children(pid_t parent, pid_t *out, int max);
 const char *proc_cadre_bin(void);
 const char *proc_demo_plugin(void);
 
-/* A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read it,
- * close). Returns 0 on failure. Racy by nature: prefer port 0 + readiness
- * lines where the program supports it. */
+/* A TCP port on 127.0.0.1 that was free a moment ago: a random one below
+ * the kernel's range for port-0 binds (so no process binding port 0 can
+ * take it meanwhile), checked bindable. Returns 0 on failure. Still racy
+ * between two tests picking the same one: prefer port 0 + readiness lines
+ * where the program supports it (raft addresses cannot: every voter must
+ * know the others' before they start). */
 int free_tcp_port(void);
 
 /* ---- the ledger ----------------------------------------------------- */
