@@ -645,20 +645,13 @@ scheduler_info(const struct scheduler *s, size_t i, uint64_t now_ms,
 {
     const struct scheduler_entry *e = &s->e[i];
     const struct sched_def       *d = e->def;
-    int64_t                       last = e->last_s, next = 0;
+    int64_t                       last = e->armed ? e->last_s : 0, next = 0;
     int                           ready = scheduler_ready(s);
 
-    if (e->led && !ready &&
-        !fsm_last_done(leader_fsm(s->cfg.leader), d->name, strlen(d->name),
-                       &last))
+    /* on_one_server: the latest slot done in the log, whoever fired it. */
+    if (e->led && !fsm_last_done(leader_fsm(s->cfg.leader), d->name,
+                                 strlen(d->name), &last))
         last = 0;
-    if (e->led && ready) {
-        int64_t done = 0;
-
-        if (fsm_last_done(leader_fsm(s->cfg.leader), d->name, strlen(d->name),
-                          &done))
-            last = done;
-    }
     if (sched_next(d, (int64_t)(now_ms / 1000), &next) != CADRE_OK)
         next = 0;
     *out = (struct scheduler_info){.name = d->name,
@@ -669,7 +662,7 @@ scheduler_info(const struct scheduler *s, size_t i, uint64_t now_ms,
                                    .on_one_server = d->on_one_server,
                                    .paused = scheduler_paused(s, e, now_ms),
                                    .next_s = next,
-                                   .last_s = e->armed || e->led ? last : 0,
+                                   .last_s = last,
                                    .fired = e->fired,
                                    .where = !e->led ? "every node"
                                             : ready ? "leader (this node)"

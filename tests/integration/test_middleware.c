@@ -190,11 +190,15 @@ check_throttles_exceptions(cadre_client *c)
     /* Without it a failing job burns its 100 tries within a few s. */
     run_jobs(c, "fail", "boom", 1, &o, 5000, st);
     CHECK_EQ(st[0], CADRE_FAILED);
-    /* With it: after 3 errors per minute the 4th releases it for the rest
-     * of the window; it is still pending. */
+    /* With it: after 3 errors per hour the 4th releases it for the rest
+     * of the window; it is still pending. (Windows are aligned to the
+     * epoch: with a minute, a run across a minute's edge saw the circuit
+     * close under it; an hour's edge is 60 times rarer, and avoided.) */
     o.throttles_exceptions = "ex";
     o.exc_limit = 3;
-    o.exc_per_ms = 60000;
+    o.exc_per_ms = 3600000;
+    while (cd_now_ms() % o.exc_per_ms > o.exc_per_ms - 15000)
+        cd_sleep_ms(500);
     run_jobs(c, "fail", "boom", 1, &o, 3000, st);
     CHECK_EQ(st[0], CADRE_PENDING);
     /* The circuit is open: a job of the same key that would succeed is
