@@ -48,6 +48,7 @@ struct scheduler_entry {
     int64_t               buffered_s;
     int                   paused; /* local schedules */
     uint64_t              fired;
+    int64_t               fired_s; /* the latest slot stored here; 0 none */
 };
 
 /* One proposal's context; the scheduler outlives every one of them. */
@@ -180,6 +181,8 @@ scheduler_store(struct scheduler_entry *e, struct turn *t, int64_t slot_s,
         return rc;
     }
     t->dirty = 1;
+    if (slot_s > e->fired_s)
+        e->fired_s = slot_s;
     if (!dup) {
         e->fired++;
         turn_event(t, MSG_EVENT_DISPATCHED, id, d->task, d->queue, 0, NULL);
@@ -645,7 +648,7 @@ scheduler_info(const struct scheduler *s, size_t i, uint64_t now_ms,
 {
     const struct scheduler_entry *e = &s->e[i];
     const struct sched_def       *d = e->def;
-    int64_t                       last = e->armed ? e->last_s : 0, next = 0;
+    int64_t                       last = e->fired_s, next = 0;
     int                           ready = scheduler_ready(s);
 
     /* on_one_server: the latest slot done in the log, whoever fired it. */

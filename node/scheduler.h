@@ -63,7 +63,9 @@ struct scheduler_info {
     int         on_one_server;
     int         paused;
     int64_t     next_s; /* 0: never again */
-    int64_t     last_s; /* the latest slot fired (this node's or the log's) */
+    int64_t     last_s; /* the latest slot fired: on_one_server, done in the
+                         * log; else stored by this node since it started
+                         * (0: none) */
     uint64_t    fired;  /* jobs this node stored for it since it started */
     const char *where;  /* "every node", "leader", "leader (this node)" */
 };
